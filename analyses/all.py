@@ -32,7 +32,7 @@ def discover() -> list[str]:
     """Names of the analysis modules, sorted."""
     names = []
     for info in pkgutil.iter_modules(analyses.__path__):
-        if info.name == "all" or info.name.startswith("_"):
+        if info.ispkg or info.name == "all" or info.name.startswith("_"):
             continue
         names.append(info.name)
     return sorted(names)
