@@ -78,11 +78,20 @@ def summary_markdown(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analyses.all", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this analysis (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m analyses.all", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this analysis (repeatable)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random stream (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of every random stream (default 0)"
+    )
     parser.add_argument("--outdir", type=Path, default=ROOT / "figures", help="where figures go")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list the analyses and stop")

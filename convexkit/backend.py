@@ -89,8 +89,12 @@ def resolve_namespace(xp: Any = None) -> Any:
     if isinstance(xp, str):
         key = _NAMES.get(xp.lower())
         if key is None:
-            raise invalid("xp", xp, "None, a namespace module, or one of " + ", ".join(
-                repr(k) for k in ("numpy", "cupy", "array_api_strict")))
+            raise invalid(
+                "xp",
+                xp,
+                "None, a namespace module, or one of "
+                + ", ".join(repr(k) for k in ("numpy", "cupy", "array_api_strict")),
+            )
         if key == "cupy":
             try:
                 return importlib.import_module("cupy")
@@ -174,8 +178,11 @@ def to_numpy(x: Any) -> np.ndarray:
         # array-api-strict refuses __array__ on purpose; DLPack needs the CPU device.
         import array_api_strict
 
-        host = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE")) if (
-            x.device != array_api_strict.Device("CPU_DEVICE")) else x
+        host = (
+            array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))
+            if (x.device != array_api_strict.Device("CPU_DEVICE"))
+            else x
+        )
         return np.from_dlpack(host).copy()
     return np.asarray(x)
 
@@ -208,7 +215,9 @@ class Random:
         if self._on_gpu:  # pragma: no cover - needs a GPU
             self._rng = self.xp.random.default_rng(seed)
         else:
-            self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+            self._rng = (
+                seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+            )
 
     def _move(self, values: Any, dtype: Any = None) -> Any:
         if self._on_gpu or self.xp is np:

@@ -94,7 +94,9 @@ def check_hyperparameter(
         array = np.asarray(value, dtype=float)
         left = "(" if low_open else "["
         right = ")" if high_open else "]"
-        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        interval = (
+            f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        )
         bad = ~np.isfinite(array)
         if low is not None:
             bad |= (array < low) | ((array == low) if low_open else False)
