@@ -35,6 +35,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "run": ("convexkit.simulate", "run"),
     "sweep": ("convexkit.simulate", "sweep"),
     "Trace": ("convexkit.simulate", "Trace"),
+    "FiniteSum": ("convexkit.simulate", "FiniteSum"),
     # theory and comparison
     "stability_region": ("convexkit.theory.stability", "stability_region"),
     "StabilityRegion": ("convexkit.theory.stability", "StabilityRegion"),
