@@ -1,0 +1,817 @@
+"""Fused CPU kernels generated from the optimizers' own update code.
+
+An optimizer's update rule, written once against ``xp``, is run on SymPy symbols (the same
+route the theory layer takes to derive stability regions). Its hyperparameters become symbols
+too, so one compiled kernel serves every value. The resulting expressions are shared by common
+subexpression elimination, the terms that depend only on hyperparameters and the step are
+hoisted out of the element loop, and the code is printed for numba:
+
+* :func:`fused_update` gives an elementwise kernel that updates parameters and state in place
+  in one pass over memory (Adam reads four arrays and writes three; unfused NumPy makes about
+  a dozen passes);
+* :func:`fused_trajectories` gives a kernel that runs whole trajectories of a problem with
+  few variables: a block of trajectories stays in cache while every step is taken, so a sweep
+  over a hyperparameter grid costs a fraction of one copy of its state per step.
+
+Generated sources are written to a cache folder (``$CONVEXKIT_CACHE``, else
+``~/.cache/convexkit``) and imported from there, so numba's on-disk cache serves a second
+process without compiling again.
+
+Exactness: the update is traced with SymPy's evaluation switched off, so each node of the
+expression tree is one operation of the update code, with the same operands in the same
+grouping (up to the order of the two operands of a sum or product, which IEEE arithmetic
+does not see). Constants and scalar hyperparameters are combined in float64 and rounded where
+they meet array values, as NumPy does with Python scalars. The kernels therefore agree with
+the plain path bit for bit, in float32 and float64, non-finite values included; no fused
+multiply-add is emitted (numba's default, non-fast math). The tests check this for every
+optimizer that has a fused form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import numbers
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import invalid
+
+__all__ = [
+    "FusedUpdate",
+    "UpdateForm",
+    "cache_dir",
+    "fused_trajectories",
+    "fused_update",
+    "update_form",
+]
+
+try:
+    import numba  # noqa: F401
+except ImportError:  # pragma: no cover - numba is in the test extra
+    numba = None
+
+
+def cache_dir() -> Path:
+    """Folder of generated kernel sources and numba's compiled cache."""
+    root = os.environ.get("CONVEXKIT_CACHE")
+    if root:
+        return Path(root) / "kernels"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "convexkit" / "kernels"
+
+
+# ---- the symbolic form of an update -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateForm:
+    """An optimizer's update as SymPy expressions.
+
+    Attributes
+    ----------
+    name : str
+        Optimizer name.
+    inputs : tuple of Symbol
+        Element symbols: x, g, then one per state entry.
+    hyper : tuple of str
+        Names of the hyperparameters that are kernel arguments (one value per row).
+    schedules : dict
+        Hyperparameters given as schedules: name -> schedule (evaluated per step on the host).
+    outputs : tuple of Expr
+        x_next, then each state entry's next value.
+    state_type : type
+        The state's NamedTuple class (or tuple).
+    """
+
+    name: str
+    inputs: tuple
+    hyper: tuple[str, ...]
+    schedules: dict[str, Callable[[Any], Any]]
+    outputs: tuple
+    state_type: Any
+    hyper_values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_state(self) -> int:
+        return len(self.inputs) - 2
+
+
+def _is_continuous(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float) or isinstance(value, np.floating):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def update_form(optimizer: Any) -> tuple[UpdateForm | None, str]:
+    """The symbolic form of ``optimizer``'s update, or (None, reason) where there is none.
+
+    Float and array hyperparameters become symbols (kernel arguments); schedules become
+    symbols fed per step; integers, strings and flags are kept as they are (structure).
+    """
+    import sympy as sp
+    from sympy.core.parameters import evaluate
+
+    from .. import optim
+
+    if optimizer.needs != frozenset({"grad"}):
+        return None, f"{optimizer.name} needs {sorted(optimizer.needs)} from the oracle"
+    factory = getattr(optim, optimizer.name, None)
+    if factory is None:
+        return None, f"{optimizer.name} is not a factory of convexkit.optim"
+    kwargs: dict[str, Any] = {}
+    hyper: list[str] = []
+    schedules: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    for key, value in optimizer.hyperparams.items():
+        if callable(value) and not hasattr(value, "shape"):
+            schedules[key] = value
+            kwargs[key] = sp.Symbol(key, real=True)
+            hyper.append(key)
+        elif _is_continuous(value):
+            if isinstance(value, np.ndarray) and value.ndim > 1:
+                return None, f"hyperparameter {key} has shape {value.shape}, not (B,)"
+            kwargs[key] = sp.Symbol(key, real=True)
+            hyper.append(key)
+            values[key] = value
+        elif isinstance(value, (numbers.Number, str, type(None))):
+            kwargs[key] = value
+        else:
+            return None, f"hyperparameter {key} of type {type(value).__name__} has no symbolic form"
+    try:
+        symbolic = factory(**kwargs)
+        x, g = sp.symbols("x g", real=True)
+        state0 = symbolic.init(x)
+        states = sp.symbols(f"s0:{len(state0)}", real=True) if len(state0) else ()
+        if any(not isinstance(s, sp.Basic) for s in state0):
+            return None, f"{optimizer.name}'s state is not elementwise"
+        step = sp.Symbol("t", integer=True, nonnegative=True)
+        rebuilt = type(state0)(*states) if hasattr(state0, "_fields") else tuple(states)
+        # unevaluated, the trees keep the grouping of the update code's own operations
+        with evaluate(False):
+            x_next, state_next = symbolic.update(x, g, rebuilt, step)
+    except (TypeError, ValueError, AttributeError) as err:
+        return None, f"{optimizer.name} did not run on symbols: {err}"
+    outputs = tuple(v if isinstance(v, sp.Basic) else sp.Float(v) for v in (x_next, *state_next))
+    allowed = {x, g, step, *states, *(sp.Symbol(h, real=True) for h in hyper)}
+    if any(not expr.free_symbols <= allowed for expr in outputs):
+        return None, f"{optimizer.name}'s update involves more than its element and hyperparameters"
+    form = UpdateForm(
+        optimizer.name, (x, g, *states), tuple(hyper), schedules, outputs, type(state0), values
+    )
+    return form, "fused"
+
+
+# ---- printing numba code ----------------------------------------------------------------------
+
+_HELPERS = """
+@numba.njit(inline="always")
+def _sign(a):
+    if a != a:
+        return a
+    return F(1.0) if a > 0 else (F(-1.0) if a < 0 else F(0.0))
+
+
+@numba.njit(inline="always")
+def _power(a, e):
+    # NumPy's fast paths for ``array ** scalar``; libm's pow otherwise
+    if e == 2.0:
+        return a * a
+    if e == 1.0:
+        return a
+    if e == 0.5:
+        return math.sqrt(a)
+    if e == -1.0:
+        return F(1.0) / a
+    if e == 0.0:
+        return F(1.0)
+    return a ** e
+
+
+@numba.njit(inline="always")
+def _maximum(a, b):
+    if a != a or b != b:
+        return a + b
+    return a if a >= b else b
+
+
+@numba.njit(inline="always")
+def _minimum(a, b):
+    if a != a or b != b:
+        return a + b
+    return a if a <= b else b
+"""
+
+_MATH = {
+    "exp": "math.exp",
+    "log": "math.log",
+    "tanh": "math.tanh",
+    "sin": "math.sin",
+    "cos": "math.cos",
+    "cosh": "math.cosh",
+    "sinh": "math.sinh",
+    "atan": "math.atan",
+    "erf": "math.erf",
+}
+_RELATIONS = {
+    "StrictGreaterThan": ">",
+    "GreaterThan": ">=",
+    "StrictLessThan": "<",
+    "LessThan": "<=",
+    "Equality": "==",
+    "Unequality": "!=",
+}
+
+
+class _Program:
+    """Straight-line code for a set of expressions: one assignment per distinct subtree.
+
+    Every node of the (unevaluated) expression trees becomes one binary operation or call, in
+    the grouping the tree holds, so the kernel performs the same operations as the array code
+    the tree was traced from. Identical subtrees are computed once.
+
+    Types follow NumPy's promotion of Python scalars: a node that involves none of the
+    ``narrow`` symbols (array values: elements, array hyperparameters) is computed in float64,
+    as Python would compute a scalar, and rounded to the kernel's type ``F`` where it meets an
+    array value. Nodes that involve none of the ``loop`` symbols are kept apart in
+    ``hoisted``, to be computed outside the loop.
+    """
+
+    def __init__(self, narrow: set, loop: set, prefix: str) -> None:
+        self.narrow = narrow
+        self.loop = loop
+        self.prefix = prefix
+        self.names: dict[Any, tuple[str, bool]] = {}
+        self.hoisted: list[str] = []
+        self.hoisted_nodes: list[tuple[str, Any, bool]] = []
+        self.inner: list[str] = []
+
+    def __call__(self, expr: Any) -> str:
+        """Emit ``expr`` and return the name holding its value in the kernel's type F."""
+        name, is_narrow = self._emit(expr)
+        return name if is_narrow else f"F({name})"
+
+    def _emit(self, expr: Any) -> tuple[str, bool]:
+        import sympy as sp
+
+        if expr in self.names:
+            return self.names[expr]
+        if isinstance(expr, sp.Symbol):
+            return expr.name, expr in self.narrow
+        if expr.is_Number or expr in (sp.pi, sp.E):
+            return f"D({float(expr)!r})", False
+        if expr is sp.true:
+            return "True", False
+        is_narrow = bool(expr.free_symbols & self.narrow)
+        code = self._code(expr, is_narrow)
+        name = f"{self.prefix}{len(self.names)}"
+        self.names[expr] = (name, is_narrow)
+        line = f"{name} = {code}"
+        if expr.free_symbols & self.loop:
+            self.inner.append(line)
+        else:
+            self.hoisted.append(line)
+            self.hoisted_nodes.append((name, expr, is_narrow))
+        return name, is_narrow
+
+    def _operand(self, expr: Any, narrow: bool) -> str:
+        name, is_narrow = self._emit(expr)
+        return f"F({name})" if narrow and not is_narrow else name
+
+    def _code(self, expr: Any, narrow: bool) -> str:
+        import sympy as sp
+
+        def op(e: Any) -> str:
+            return self._operand(e, narrow)
+
+        one = "F(1.0)" if narrow else "D(1.0)"
+        if isinstance(expr, sp.Add):
+            terms = [op(a) for a in expr.args]
+            code = terms[0]
+            for term in terms[1:]:
+                code = f"{code} + {term}"
+            return code
+        if isinstance(expr, sp.Mul):
+            negative = False
+            numerator, denominator = [], []
+            for factor in expr.args:
+                if factor == -1:
+                    negative = not negative
+                elif isinstance(factor, sp.Pow) and factor.exp == -1:
+                    denominator.append(op(factor.base))
+                else:
+                    numerator.append(op(factor))
+            code = numerator[0] if numerator else one
+            for factor in numerator[1:]:
+                code = f"({code}) * {factor}"
+            for factor in denominator:
+                code = f"({code}) / {factor}"
+            return f"-({code})" if negative else code
+        if isinstance(expr, sp.Pow):
+            base, exponent = expr.args
+            if exponent == sp.Rational(1, 2):
+                return f"math.sqrt({op(base)})"
+            if exponent == -1:
+                return f"{one} / {op(base)}"
+            if exponent == 2:
+                b = op(base)
+                return f"{b} * {b}"
+            if narrow:
+                return f"_power({op(base)}, {op(exponent)})"
+            return f"{op(base)} ** {op(exponent)}"
+        if isinstance(expr, sp.Abs):
+            return f"abs({op(expr.args[0])})"
+        if isinstance(expr, sp.sign):
+            return f"_sign({op(expr.args[0])})"
+        if isinstance(expr, (sp.Max, sp.Min)):
+            helper = "_maximum" if isinstance(expr, sp.Max) else "_minimum"
+            args = [op(a) for a in expr.args]
+            code = args[0]
+            for a in args[1:]:
+                code = f"{helper}({code}, {a})"
+            return code
+        if isinstance(expr, sp.Piecewise):
+            *pieces, (last, _) = expr.args
+            code = op(last)
+            for value, condition in reversed(pieces):
+                code = f"({op(value)} if {self._emit(condition)[0]} else {code})"
+            return code
+        name = type(expr).__name__
+        if name in _RELATIONS:
+            return f"{op(expr.lhs)} {_RELATIONS[name]} {op(expr.rhs)}"
+        if name in _MATH:
+            return f"{_MATH[name]}({op(expr.args[0])})"
+        raise invalid(
+            "expression",
+            expr,
+            "arithmetic, powers, abs, sign, max/min, piecewise and " + ", ".join(sorted(_MATH)),
+        )
+
+
+def _host_value(expr: Any, env: dict, memo: dict) -> Any:
+    """Evaluate a hoisted node on the host with NumPy and Python scalars, the way the plain
+    path computes it (NumPy's own vectorized ``power``, ``sqrt``, ... on array values)."""
+    import sympy as sp
+
+    if expr in memo:
+        return memo[expr]
+    if isinstance(expr, sp.Symbol):
+        return env[expr.name]
+    if expr.is_Number or expr in (sp.pi, sp.E):
+        return float(expr)
+
+    def ev(e: Any) -> Any:
+        return _host_value(e, env, memo)
+
+    if isinstance(expr, sp.Add):
+        value = ev(expr.args[0])
+        for a in expr.args[1:]:
+            value = value + ev(a)
+    elif isinstance(expr, sp.Mul):
+        negative = False
+        numerator, denominator = [], []
+        for factor in expr.args:
+            if factor == -1:
+                negative = not negative
+            elif isinstance(factor, sp.Pow) and factor.exp == -1:
+                denominator.append(ev(factor.base))
+            else:
+                numerator.append(ev(factor))
+        value = numerator[0] if numerator else 1.0
+        for f in numerator[1:]:
+            value = value * f
+        for f in denominator:
+            value = value / f
+        value = -value if negative else value
+    elif isinstance(expr, sp.Pow):
+        base, exponent = ev(expr.base), ev(expr.exp)
+        if expr.exp == sp.Rational(1, 2):
+            value = np.sqrt(base) if isinstance(base, np.ndarray) else math.sqrt(base)
+        elif expr.exp == -1:
+            value = 1.0 / base
+        else:
+            value = base**exponent
+    elif isinstance(expr, sp.Abs):
+        value = abs(ev(expr.args[0]))
+    elif isinstance(expr, sp.sign):
+        value = np.sign(ev(expr.args[0]))
+    elif isinstance(expr, (sp.Max, sp.Min)):
+        combine = np.maximum if isinstance(expr, sp.Max) else np.minimum
+        value = ev(expr.args[0])
+        for a in expr.args[1:]:
+            value = combine(value, ev(a))
+    elif type(expr).__name__ in _MATH:
+        value = getattr(np, type(expr).__name__)(ev(expr.args[0]))
+    else:
+        raise invalid("expression", expr, "a node the host evaluator knows")
+    memo[expr] = value
+    return value
+
+
+def _load_module(source: str, kind: str) -> Any:
+    """Import generated ``source`` from a file in :func:`cache_dir` (so numba can cache it)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    name = f"convexkit_kernel_{kind}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(source)
+        os.replace(temporary, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _header(dtype: np.dtype, origin: str) -> str:
+    return (
+        f'"""Generated by convexkit.kernels.fused from {origin}."""\n'
+        "import math\n\nimport numba\nimport numpy as np\n\n"
+        f"F = numba.{np.dtype(dtype).name}\nD = numba.float64\n" + _HELPERS
+    )
+
+
+# ---- elementwise update kernels ---------------------------------------------------------------
+
+
+def _update_program(form: UpdateForm) -> tuple[_Program, list[str]]:
+    import sympy as sp
+
+    arrays = {
+        sp.Symbol(h, real=True)
+        for h in form.hyper
+        if isinstance(form.hyper_values.get(h), np.ndarray) or h in form.schedules
+    }
+    program = _Program(set(form.inputs) | arrays, set(form.inputs), "c")
+    results = [program(out) for out in form.outputs]
+    return program, results
+
+
+def _update_source(form: UpdateForm, dtype: np.dtype) -> str:
+    x, g, *states = form.inputs
+    program, results = _update_program(form)
+    arrays = ["x", "g", *(s.name for s in states)]
+    lines = [
+        _header(dtype, f"optim.{form.name}"),
+        "",
+        '@numba.njit(cache=True, parallel=True, error_model="numpy")',
+        f"def step_inplace({', '.join(a + '_a' for a in arrays)}, pre, chunk):",
+        "    # pre: (n, rows) per-row values computed on the host: hyperparameters and the",
+        "    # terms that involve only them and the step",
+        "    rows, cols = x_a.shape",
+        "    blocks = (cols + chunk - 1) // chunk",
+        "    for job in numba.prange(rows * blocks):",
+        "        r = job // blocks",
+        "        start = (job % blocks) * chunk",
+        "        stop = min(start + chunk, cols)",
+    ]
+    leaves = [(h, h in _narrow_names(form)) for h in form.hyper]
+    nodes = [(name, narrow) for name, _, narrow in program.hoisted_nodes]
+    for i, (name, narrow) in enumerate(leaves + nodes):
+        lines.append(f"        {name} = {'F' if narrow else 'D'}(pre[{i}, r])")
+    # 1-D views indexed from 0: provably non-negative indices let LLVM vectorize the loop
+    lines += [f"        {a}_v = {a}_a[r, start:stop]" for a in arrays]
+    lines += ["        for c in range(stop - start):"]
+    lines += [f"            {a} = {a}_v[c]" for a in arrays]
+    lines += [f"            {line}" for line in program.inner]
+    targets = ["x_v", *(f"{s.name}_v" for s in states)]
+    lines += [f"            {t}[c] = {v}" for t, v in zip(targets, results, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def _narrow_names(form: UpdateForm) -> set[str]:
+    return {
+        h
+        for h in form.hyper
+        if isinstance(form.hyper_values.get(h), np.ndarray) or h in form.schedules
+    }
+
+
+class FusedUpdate:
+    """A fused, in-place elementwise update for one optimizer (NumPy arrays, float32/64).
+
+    Use :meth:`step_inplace` inside a runner that owns its buffers, or :meth:`update` for the
+    optimizer's pure contract ``update(x, grad, state, step) -> (x_next, state_next)``.
+    """
+
+    def __init__(self, optimizer: Any, form: UpdateForm) -> None:
+        self.optimizer = optimizer
+        self.form = form
+        self._program, _ = _update_program(form)
+        self._modules: dict[str, Any] = {}
+
+    def _kernel(self, dtype: np.dtype) -> Callable[..., None]:
+        key = np.dtype(dtype).name
+        if key not in self._modules:
+            self._modules[key] = _load_module(_update_source(self.form, dtype), self.form.name)
+        return self._modules[key].step_inplace
+
+    def pre_table(self, rows: int, step: int, dtype: np.dtype) -> np.ndarray:
+        """Per-row values at ``step``: the hyperparameters, then the hoisted terms, computed
+        on the host as the plain path computes them; shape (n, rows), float64."""
+        env: dict[str, Any] = {"t": step}
+        for name in self.form.hyper:
+            value = (
+                self.form.schedules[name](step)
+                if name in self.form.schedules
+                else (self.form.hyper_values[name])
+            )
+            if isinstance(value, np.ndarray) or name in self.form.schedules:
+                value = np.asarray(value, dtype=dtype)
+                if value.ndim and value.shape[0] not in (1, rows):
+                    raise invalid(name, f"<array {value.shape}>", f"a scalar or shape ({rows},)")
+            env[name] = value
+        memo: dict = {}
+        values = [env[h] for h in self.form.hyper]
+        values += [_host_value(expr, env, memo) for _, expr, _ in self._program.hoisted_nodes]
+        table = np.empty((max(1, len(values)), rows), dtype=np.float64)
+        for i, value in enumerate(values):
+            table[i] = value
+        return table
+
+    def step_inplace(
+        self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, chunk: int = 4096
+    ) -> None:
+        """Overwrite ``x`` and the arrays of ``state`` with their values after one step."""
+        rows = x.shape[0]
+        self._kernel(x.dtype)(x, grad, *state, self.pre_table(rows, step, x.dtype), chunk)
+
+    def update(
+        self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, oracle: Any = None
+    ) -> tuple[np.ndarray, tuple]:
+        """The optimizer's pure update, computed by the fused kernel on copies."""
+        x_next = np.array(x, copy=True)
+        state_next = tuple(np.array(s, copy=True) for s in state)
+        self.step_inplace(x_next, np.ascontiguousarray(grad), state_next, step)
+        return x_next, self.form.state_type(*state_next) if hasattr(
+            self.form.state_type, "_fields"
+        ) else tuple(state_next)
+
+
+def fused_update(optimizer: Any) -> tuple[FusedUpdate | None, str]:
+    """A :class:`FusedUpdate` for ``optimizer``, or (None, reason) where none applies."""
+    if numba is None:
+        return None, "numba is not installed (pip install 'convexkit[fast]')"
+    form, reason = update_form(optimizer)
+    if form is None:
+        return None, reason
+    return FusedUpdate(optimizer, form), "fused"
+
+
+# ---- whole-trajectory kernels -----------------------------------------------------------------
+
+
+def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
+    import sympy as sp
+    from sympy.core.parameters import evaluate
+
+    variables = list(problem.variables)
+    params = list(problem.params)
+    d = len(variables)
+    xs = sp.symbols(f"x0:{d}", real=True)
+    gs = sp.symbols(f"g0:{d}", real=True)
+    to_local = dict(zip(variables, xs, strict=True))
+    x, g, *states = form.inputs
+    state_names = [s.name for s in states]
+    state_symbols = {n: sp.symbols(f"{n}_0:{d}", real=True) for n in state_names}
+    hyper = [sp.Symbol(h, real=True) for h in form.hyper]
+    # everything but the step varies per trajectory; only step terms are hoisted
+    element = {*xs, *gs, *(s for group in state_symbols.values() for s in group)}
+    arrays = {
+        sp.Symbol(h, real=True)
+        for h in form.hyper
+        if isinstance(form.hyper_values.get(h), np.ndarray)
+    }
+    narrow = element | arrays | set(params)
+    loop = element | set(hyper) | set(params)
+
+    gradient_program = _Program(narrow, loop, "q")
+    gradient = [gradient_program(sp.sympify(gi).xreplace(to_local)) for gi in problem.gradient()]
+    step_program = _Program(narrow, loop, "u")
+    updates = []
+    for k in range(d):
+        local = {x: xs[k], g: gs[k]}
+        local.update({s: state_symbols[s.name][k] for s in states})
+        with evaluate(False):  # keep the traced grouping while renaming
+            renamed = [out.xreplace(local) for out in form.outputs]
+        updates.append([step_program(out) for out in renamed])
+    value_program = _Program(narrow, loop, "v")
+    value = value_program(sp.sympify(problem.expr).xreplace(to_local))
+
+    def load(indent: str) -> list[str]:
+        out = [f"{indent}x{k} = xb[{k}, j]" for k in range(d)]
+        return out + [f"{indent}{p.name} = params[{i}, lo + j]" for i, p in enumerate(params)]
+
+    def record(indent: str, row: str) -> list[str]:
+        out = load(indent) + [f"{indent}{line}" for line in value_program.hoisted]
+        out += [f"{indent}{line}" for line in value_program.inner]
+        out += [f"{indent}if keep_loss:", f"{indent}    loss_out[{row}, lo + j] = {value}"]
+        out += [f"{indent}if keep_x:"]
+        return out + [f"{indent}    x_out[{row}, lo + j, {k}] = x{k}" for k in range(d)]
+
+    state_args = "".join(f", {n}_a" for n in state_names)
+    scheduled = [h for h in form.hyper if h in form.schedules]
+    lines = [
+        _header(dtype, f"optim.{form.name} on f = {problem.expr}"),
+        "",
+        '@numba.njit(cache=True, parallel=True, error_model="numpy")',
+        f"def trajectories(x_a{state_args}, hyper, sched, params, steps, rows_of,",
+        "                 loss_out, x_out, threshold, diverged_at, block):",
+        "    # x_a and the state arrays are (d, B), updated in place; hyper (n, B); params (p, B);",
+        "    # sched (n_scheduled, steps) holds the scheduled hyperparameters' values per step;",
+        "    # rows_of[t] is the output row of step t, or -1 where step t is not recorded",
+        "    batch = x_a.shape[1]",
+        "    blocks = (batch + block - 1) // block",
+        "    keep_x = x_out.shape[0] > 0",
+        "    keep_loss = loss_out.shape[0] > 0",
+        "    for b in numba.prange(blocks):",
+        "        lo = b * block",
+        "        n = min(lo + block, batch) - lo",
+        f"        xb = np.empty(({d}, n), dtype=x_a.dtype)",
+        "        xb[:, :] = x_a[:, lo:lo + n]",
+    ]
+    for name in state_names:
+        lines += [
+            f"        {name}b = np.empty(({d}, n), dtype=x_a.dtype)",
+            f"        {name}b[:, :] = {name}_a[:, lo:lo + n]",
+        ]
+    # a trajectory is frozen once a coordinate is non-finite or beyond the threshold
+    inside0 = " and ".join(f"abs(xb[{k}, j]) <= threshold" for k in range(d))
+    lines += [
+        "        dead = np.zeros(n, dtype=np.bool_)",
+        "        for j in range(n):",
+        f"            if not ({inside0}):",
+        "                dead[j] = True",
+        "                diverged_at[lo + j] = 0",
+    ]
+    lines += [
+        "        if rows_of[0] >= 0 and (keep_loss or keep_x):",
+        "            for j in range(n):",
+    ]
+    lines += record("                ", "rows_of[0]")
+    lines += ["        for step in range(steps):", "            t = D(step)"]
+    lines += [f"            {line}" for line in gradient_program.hoisted + step_program.hoisted]
+    lines += [
+        "            for j in range(n):",
+        "                if dead[j]:",
+        "                    continue",
+    ]
+    lines += load("                ")
+    for i, h in enumerate(form.hyper):
+        source = (
+            f"sched[{scheduled.index(h)}, step]" if h in form.schedules else f"hyper[{i}, lo + j]"
+        )
+        if sp.Symbol(h, real=True) in arrays:
+            source = f"F({source})"
+        lines.append(f"                {h} = {source}")
+    for name in state_names:
+        lines += [f"                {name}_{k} = {name}b[{k}, j]" for k in range(d)]
+    lines += [f"                {line}" for line in gradient_program.inner]
+    lines += [f"                g{k} = {gradient[k]}" for k in range(d)]
+    lines += [f"                {line}" for line in step_program.inner]
+    for k in range(d):
+        lines.append(f"                xb[{k}, j] = {updates[k][0]}")
+        for name, target in zip(state_names, updates[k][1:], strict=True):
+            lines.append(f"                {name}b[{k}, j] = {target}")
+    inside = " and ".join(f"abs(xb[{k}, j]) <= threshold" for k in range(d))
+    lines += [
+        f"                if not ({inside}):",
+        "                    dead[j] = True",
+        "                    diverged_at[lo + j] = step + 1",
+    ]
+    lines += [
+        "            row = rows_of[step + 1]",
+        "            if row >= 0 and (keep_loss or keep_x):",
+        "                for j in range(n):",
+    ]
+    lines += record("                    ", "row")
+    lines.append("        x_a[:, lo:lo + n] = xb")
+    lines += [f"        {name}_a[:, lo:lo + n] = {name}b" for name in state_names]
+    return "\n".join(lines) + "\n"
+
+
+def fused_trajectories(
+    problem: Any,
+    optimizer: Any,
+    x0: np.ndarray,
+    steps: int,
+    *,
+    params: dict[str, Any] | None = None,
+    record_steps: Any = None,
+    keep_x: bool = True,
+    keep_loss: bool = True,
+    threshold: float = np.inf,
+    block: int = 256,
+) -> tuple[dict[str, Any] | None, str]:
+    """Run ``steps`` steps of ``optimizer`` on ``problem`` for every row of ``x0`` (B, d).
+
+    Parameters
+    ----------
+    problem : Problem
+        The objective; its symbolic gradient and value are compiled into the kernel.
+    optimizer : Optimizer
+        Any optimizer with an elementwise symbolic form (see :func:`update_form`).
+    x0 : numpy.ndarray of shape (B, d), float32 or float64
+        Starting points (not modified).
+    steps : int
+        Number of steps.
+    params : dict, optional
+        Values of the problem's parameters: scalars or arrays of shape (B,).
+    record_steps : sequence of int, optional
+        Steps whose iterates and losses are kept (default: every step 0 .. steps).
+    keep_x, keep_loss : bool
+        Whether to keep iterates and losses at the recorded steps.
+    threshold : float
+        A trajectory whose coordinates leave [-threshold, threshold] or become non-finite is
+        frozen from then on, as in :func:`convexkit.simulate.run`.
+    block : int
+        Trajectories per block kept in cache while every step is taken.
+
+    Returns
+    -------
+    (result, reason)
+        ``result`` has "x" (B, d), "state" (tuple of (B, d)), "loss" (n_rec, B) or None, "xs"
+        (n_rec, B, d) or None and "diverged_at" (B,), -1 where a trajectory never diverged;
+        or ``result`` is None and ``reason`` says why the fused path does not apply.
+    """
+    if numba is None:
+        return None, "numba is not installed (pip install 'convexkit[fast]')"
+    if not (isinstance(x0, np.ndarray) and x0.dtype in (np.float32, np.float64) and x0.ndim == 2):
+        return None, "the fused path needs x0 as a NumPy float32/float64 array of shape (B, d)"
+    if len(problem.variables) > 32:
+        return None, f"{len(problem.variables)} variables: the fused path serves at most 32"
+    form, reason = update_form(optimizer)
+    if form is None:
+        return None, reason
+    batch, d = x0.shape
+    dtype = x0.dtype
+    values = dict(params or {})
+    missing = [p.name for p in problem.params if p.name not in values]
+    if missing:
+        return None, f"parameters without values: {missing}"
+    kernel = _load_module(
+        _trajectory_source(form, problem, dtype), f"traj_{form.name}"
+    ).trajectories
+    param_table = np.empty((max(1, len(problem.params)), batch), dtype=dtype)
+    for i, p in enumerate(problem.params):
+        param_table[i] = np.asarray(values[p.name], dtype=dtype)
+    # scalars stay float64 as Python scalars do; array values are rounded in the kernel
+    hyper = np.empty((max(1, len(form.hyper)), batch), dtype=np.float64)
+    scheduled = [h for h in form.hyper if h in form.schedules]
+    sched = np.empty((max(1, len(scheduled)), max(1, steps)), dtype=np.float64)
+    t = np.arange(steps)
+    for i, h in enumerate(form.hyper):
+        if h in form.schedules:
+            sched[scheduled.index(h)] = np.asarray(form.schedules[h](t), dtype=np.float64)
+        else:
+            hyper[i] = np.asarray(form.hyper_values[h], dtype=np.float64)
+    chosen = np.arange(steps + 1) if record_steps is None else np.asarray(record_steps, dtype=int)
+    rows_of = np.full(steps + 1, -1, dtype=np.int64)
+    rows_of[chosen] = np.arange(chosen.size)
+    n_rec = chosen.size
+    loss_out = np.empty((n_rec if keep_loss else 0, batch), dtype=dtype)
+    x_out = np.empty((n_rec if keep_x else 0, batch, d), dtype=dtype)
+    # (d, B) copies: the kernel works in place and must never touch the caller's arrays
+    x_t = np.array(x0.T, dtype=dtype, order="C", copy=True)
+    states = tuple(
+        np.array(np.asarray(s).T, dtype=dtype, order="C", copy=True) for s in optimizer.init(x0)
+    )
+    diverged_at = np.full(batch, -1, dtype=np.int64)
+    kernel(
+        x_t,
+        *states,
+        hyper,
+        sched,
+        param_table,
+        steps,
+        rows_of,
+        loss_out,
+        x_out,
+        float(threshold),
+        diverged_at,
+        block,
+    )
+    result = {
+        "x": x_t.T.copy(),
+        "state": tuple(s.T.copy() for s in states),
+        "loss": loss_out if keep_loss else None,
+        "xs": x_out if keep_x else None,
+        "diverged_at": diverged_at,
+    }
+    return result, "fused"
