@@ -32,18 +32,19 @@ def _newton_direction(h: Any, g: Any, fix: str | None, damping: Any, step: int) 
             return g / (h + damping)
         return g / h
     xp = array_namespace(g)
-    if fix == "abs":
-        # |H| = Q |Λ| Qᵀ: same eigenvectors, curvature made positive.
-        eigenvalues, vectors = xp.linalg.eigh(h)
-        coefficients = xp.sum(vectors * _column(g), axis=-2) / xp.abs(eigenvalues)
-        return xp.sum(vectors * xp.reshape(coefficients, (g.shape[0], 1, g.shape[1])), axis=-1)
     if fix == "damping":
         eye = _arrays.eye(xp, g.shape[-1], g)
         delta = hyperparameter(damping, step, g)
         if getattr(delta, "ndim", 0) > 0:
             delta = xp.reshape(delta, (g.shape[0], 1, 1))
         h = h + delta * eye
-    return xp.linalg.solve(h, _column(g))[..., 0]
+    # M = Q Λ Qᵀ and p = Q Λ⁻¹ Qᵀ g: a singular M gives inf/NaN in its own rows only, where
+    # a batched LU solve would fail for the whole batch. "abs" uses |Λ|: curvature made positive.
+    eigenvalues, vectors = xp.linalg.eigh(h)
+    if fix == "abs":
+        eigenvalues = xp.abs(eigenvalues)
+    coefficients = xp.sum(vectors * _column(g), axis=-2) / eigenvalues
+    return xp.sum(vectors * xp.reshape(coefficients, (g.shape[0], 1, g.shape[1])), axis=-1)
 
 
 def newton(
