@@ -627,7 +627,9 @@ class Model:
         B = params.shape[0]
         seed = _full(xp, (B,), 1.0, params)
         if loss_scale is not None:
-            seed = c(seed * _per_run(loss_scale, params, 0))
+            # the loss and its scale stay in FP32 (as in PyTorch); only what the scaled seed
+            # flows into is rounded, so a scale above the format's maximum is not lost
+            seed = seed * _per_run(loss_scale, params, 0)
         layers = self.unflatten(params)
         z, cache = self._forward(params, layers, X, c, rng)
         loss, dz = self._head(z, y, c, seed)
