@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import analyses
 from convexkit.plotting import write_text_atomic
 
@@ -41,10 +43,10 @@ def discover() -> list[str]:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "**no**"
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

@@ -90,7 +90,7 @@ def _trap(quick: bool) -> dict[str, Any]:
     f, fprime, fsecond = _trap_functions()
     x = sp.Symbol("x", real=True)
     problem = ck.Problem(x * sp.cos(C_TRAP * x))
-    lr, steps = 2.0, 60 if quick else 200
+    lr, steps = 2.0, 200
     trace = ck.run(problem, ck.optim.gd(lr), [10.0], steps)
     path = trace.x[:, 0, 0]
     settled = _minimum_near(fprime, fsecond, float(path[-1]))

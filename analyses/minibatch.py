@@ -29,6 +29,8 @@ import numpy as np
 import convexkit as ck
 from analyses._common import row
 
+TIMING_DEPENDENT = True  # its figures draw measured wall times (GFLOP/s, loss against seconds)
+
 SETTINGS = (  # label, batch size, lr, epochs: the book's four runs
     ("gradient descent (batch 1500, lr 1)", 1500, 1.0, 10),
     ("SGD (batch 1, lr 0.005)", 1, 0.005, 2),

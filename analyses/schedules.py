@@ -65,7 +65,7 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
         (cosine with its own warmup), ``sgd`` and ``sgd_warmed`` (name -> mean loss per
         step), and ``summary`` (rows of proven against measured).
     """
-    steps = 40 if quick else 200
+    steps = 200
     runs = 64 if quick else 512
     ramp = steps // 10
     t = np.arange(steps + 1)

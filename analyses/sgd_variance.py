@@ -584,5 +584,5 @@ def plot(result: dict[str, Any], outdir: str | Path) -> list[Path]:
     ax.set_title(f"schedules on airfoil, mean over {result['seeds']} seeds")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    paths.append(savefig(fig, outdir / "sgd_schedules.png"))
+    paths.append(savefig(fig, outdir / "sgd_variance_schedules.png"))
     return paths
