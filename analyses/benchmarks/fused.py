@@ -56,7 +56,16 @@ def sweep_benchmark(side: int, steps: int, repeats: int) -> dict[str, float]:
     ones = np.ones(batch)
 
     def fused() -> None:
-        fused_trajectories(problem, optimizer, x0, steps, params={"lam": ones}, record="final")
+        fused_trajectories(
+            problem,
+            optimizer,
+            x0,
+            steps,
+            params={"lam": ones},
+            record_steps=[steps],
+            keep_x=False,
+            keep_loss=False,
+        )
 
     fused()  # compile (or load from the disk cache)
     t_fused = best_time(fused, repeats)

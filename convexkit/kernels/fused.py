@@ -105,6 +105,12 @@ class UpdateForm:
         return len(self.inputs) - 2
 
 
+# traced update forms by (optimizer name, hyperparameter structure), and compiled kernels by
+# their source: tracing and printing cost SymPy time that a sweep's chunks must not pay again
+_FORMS: dict[Any, Any] = {}
+_KERNELS: dict[Any, Any] = {}
+
+
 def _is_continuous(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -133,21 +139,32 @@ def update_form(optimizer: Any) -> tuple[UpdateForm | None, str]:
     hyper: list[str] = []
     schedules: dict[str, Any] = {}
     values: dict[str, Any] = {}
+    structure: list[tuple[str, Any]] = []
     for key, value in optimizer.hyperparams.items():
         if callable(value) and not hasattr(value, "shape"):
             schedules[key] = value
             kwargs[key] = sp.Symbol(key, real=True)
             hyper.append(key)
+            structure.append((key, "schedule"))
         elif _is_continuous(value):
             if isinstance(value, np.ndarray) and value.ndim > 1:
                 return None, f"hyperparameter {key} has shape {value.shape}, not (B,)"
             kwargs[key] = sp.Symbol(key, real=True)
             hyper.append(key)
             values[key] = value
+            structure.append((key, "array" if isinstance(value, np.ndarray) else "scalar"))
         elif isinstance(value, (numbers.Number, str, type(None))):
             kwargs[key] = value
+            structure.append((key, ("value", value)))
         else:
             return None, f"hyperparameter {key} of type {type(value).__name__} has no symbolic form"
+    cache_key = (optimizer.name, tuple(structure))
+    cached = _FORMS.get(cache_key)
+    if cached is not None:
+        inputs, outputs, state_type = cached
+        return UpdateForm(
+            optimizer.name, inputs, tuple(hyper), schedules, outputs, state_type, values
+        ), "fused"
     try:
         symbolic = factory(**kwargs)
         x, g = sp.symbols("x g", real=True)
@@ -166,6 +183,7 @@ def update_form(optimizer: Any) -> tuple[UpdateForm | None, str]:
     allowed = {x, g, step, *states, *(sp.Symbol(h, real=True) for h in hyper)}
     if any(not expr.free_symbols <= allowed for expr in outputs):
         return None, f"{optimizer.name}'s update involves more than its element and hyperparameters"
+    _FORMS[cache_key] = ((x, g, *states), outputs, type(state0))
     form = UpdateForm(
         optimizer.name, (x, g, *states), tuple(hyper), schedules, outputs, type(state0), values
     )
@@ -615,8 +633,8 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
     value = value_program(sp.sympify(problem.expr).xreplace(to_local))
 
     def load(indent: str) -> list[str]:
-        out = [f"{indent}x{k} = xb[{k}, j]" for k in range(d)]
-        return out + [f"{indent}{p.name} = params[{i}, lo + j]" for i, p in enumerate(params)]
+        out = [f"{indent}x{k} = xb{k}[j]" for k in range(d)]
+        return out + [f"{indent}{p.name} = pb{i}[j]" for i, p in enumerate(params)]
 
     def record(indent: str, row: str) -> list[str]:
         out = load(indent) + [f"{indent}{line}" for line in value_program.hoisted]
@@ -643,66 +661,69 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
         "    for b in numba.prange(blocks):",
         "        lo = b * block",
         "        n = min(lo + block, batch) - lo",
-        f"        xb = np.empty(({d}, n), dtype=x_a.dtype)",
-        "        xb[:, :] = x_a[:, lo:lo + n]",
+        "        # one contiguous 1-D array per coordinate, indexed from 0, so the loop over",
+        "        # the block's trajectories vectorizes; selects, not branches, for that reason",
     ]
+    lines += [f"        xb{k} = x_a[{k}, lo:lo + n].copy()" for k in range(d)]
     for name in state_names:
-        lines += [
-            f"        {name}b = np.empty(({d}, n), dtype=x_a.dtype)",
-            f"        {name}b[:, :] = {name}_a[:, lo:lo + n]",
-        ]
-    # a trajectory is frozen once a coordinate is non-finite or beyond the threshold
-    inside0 = " and ".join(f"abs(xb[{k}, j]) <= threshold" for k in range(d))
+        lines += [f"        {name}b{k} = {name}_a[{k}, lo:lo + n].copy()" for k in range(d)]
+    lines += [f"        hb{i} = hyper[{i}, lo:lo + n].copy()" for i in range(len(form.hyper))]
+    lines += [f"        pb{i} = params[{i}, lo:lo + n].copy()" for i in range(len(params))]
+    inside0 = " and ".join(f"abs(xb{k}[j]) <= threshold" for k in range(d))
+    # divergence bookkeeping in float arrays: masks of bools or ints stop LLVM vectorizing
     lines += [
-        "        dead = np.zeros(n, dtype=np.bool_)",
+        "        dead = np.zeros(n, dtype=x_a.dtype)",
+        "        at = np.full(n, -1.0)",
         "        for j in range(n):",
-        f"            if not ({inside0}):",
-        "                dead[j] = True",
-        "                diverged_at[lo + j] = 0",
+        f"            bad = not ({inside0})",
+        "            dead[j] = 1.0 if bad else 0.0",
+        "            at[j] = 0.0 if bad else -1.0",
     ]
     lines += [
         "        if rows_of[0] >= 0 and (keep_loss or keep_x):",
         "            for j in range(n):",
     ]
     lines += record("                ", "rows_of[0]")
-    lines += ["        for step in range(steps):", "            t = D(step)"]
-    lines += [f"            {line}" for line in gradient_program.hoisted + step_program.hoisted]
     lines += [
-        "            for j in range(n):",
-        "                if dead[j]:",
-        "                    continue",
+        "        for step in range(steps):",
+        "            t = D(step)",
+        "            after = step + 1.0",
     ]
+    lines += [f"            {line}" for line in gradient_program.hoisted + step_program.hoisted]
+    lines += ["            for j in range(n):"]
     lines += load("                ")
     for i, h in enumerate(form.hyper):
-        source = (
-            f"sched[{scheduled.index(h)}, step]" if h in form.schedules else f"hyper[{i}, lo + j]"
-        )
+        source = f"sched[{scheduled.index(h)}, step]" if h in form.schedules else f"hb{i}[j]"
         if sp.Symbol(h, real=True) in arrays:
             source = f"F({source})"
         lines.append(f"                {h} = {source}")
     for name in state_names:
-        lines += [f"                {name}_{k} = {name}b[{k}, j]" for k in range(d)]
+        lines += [f"                {name}_{k} = {name}b{k}[j]" for k in range(d)]
     lines += [f"                {line}" for line in gradient_program.inner]
     lines += [f"                g{k} = {gradient[k]}" for k in range(d)]
     lines += [f"                {line}" for line in step_program.inner]
+    # a frozen trajectory keeps its values: select, do not branch
+    lines.append("                frozen = dead[j] > 0")
     for k in range(d):
-        lines.append(f"                xb[{k}, j] = {updates[k][0]}")
+        lines.append(f"                n{k} = x{k} if frozen else {updates[k][0]}")
+        lines.append(f"                xb{k}[j] = n{k}")
         for name, target in zip(state_names, updates[k][1:], strict=True):
-            lines.append(f"                {name}b[{k}, j] = {target}")
-    inside = " and ".join(f"abs(xb[{k}, j]) <= threshold" for k in range(d))
+            lines.append(f"                {name}b{k}[j] = {name}_{k} if frozen else {target}")
+    inside = " and ".join(f"abs(n{k}) <= threshold" for k in range(d))
     lines += [
-        f"                if not ({inside}):",
-        "                    dead[j] = True",
-        "                    diverged_at[lo + j] = step + 1",
-    ]
-    lines += [
+        f"                bad = 0.0 if ({inside}) else 1.0",
+        "                at[j] = after if bad > dead[j] else at[j]",
+        "                dead[j] = max(dead[j], bad)",
         "            row = rows_of[step + 1]",
         "            if row >= 0 and (keep_loss or keep_x):",
         "                for j in range(n):",
     ]
     lines += record("                    ", "row")
-    lines.append("        x_a[:, lo:lo + n] = xb")
-    lines += [f"        {name}_a[:, lo:lo + n] = {name}b" for name in state_names]
+    lines += [f"        x_a[{k}, lo:lo + n] = xb{k}" for k in range(d)]
+    for name in state_names:
+        lines += [f"        {name}_a[{k}, lo:lo + n] = {name}b{k}" for k in range(d)]
+    lines.append("        for j in range(n):")
+    lines.append("            diverged_at[lo + j] = np.int64(at[j])")
     return "\n".join(lines) + "\n"
 
 
