@@ -42,9 +42,9 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "optimal_hyperparameters": ("convexkit.theory.tuning", "optimal_hyperparameters"),
     "bounds": ("convexkit.theory.bounds", None),
     "Bound": ("convexkit.theory.bounds", "Bound"),
-    "empirical_rate": ("convexkit.compare", "empirical_rate"),
-    "compare": ("convexkit.compare", "compare"),
-    "Comparison": ("convexkit.compare", "Comparison"),
+    "empirical_rate": ("convexkit.comparison", "empirical_rate"),
+    "compare": ("convexkit.comparison", "compare"),
+    "Comparison": ("convexkit.comparison", "Comparison"),
     # training, precision, parallel
     "models": ("convexkit.models", None),
     "data": ("convexkit.data", None),

@@ -341,6 +341,11 @@ def _objective(
     if _is_problem(objective):
         from .codegen import oracle
 
+        if isinstance(objective, str) and params:
+            # in text every name is a variable unless said otherwise: params= says otherwise
+            from .symbolic.problem import Problem
+
+            objective = Problem(objective, params=list(params))
         built = oracle(objective, xp, params=params, dtype=dtype, device=device)
         return _Objective(
             "problem",

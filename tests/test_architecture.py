@@ -27,9 +27,9 @@ RANKS = {
     "models": 3,
     "simulate": 4,
     "precision": 4,
-    "kernels": 5,
+    "kernels": 3,
     "theory": 5,
-    "compare": 5,
+    "comparison": 5,
     "training": 6,
     "parallel": 7,
 }
