@@ -7,4 +7,5 @@ from typing import Any
 
 def row(quantity: str, proven: Any, measured: Any, agrees: bool | None = None) -> dict[str, Any]:
     """One line of the summary table: a quantity with its proven and measured values."""
-    return {"quantity": quantity, "proven": proven, "measured": measured, "agrees": agrees}
+    verdict = None if agrees is None else bool(agrees)  # NumPy bools print as "True"
+    return {"quantity": quantity, "proven": proven, "measured": measured, "agrees": verdict}
