@@ -65,7 +65,9 @@ class History:
         Final parameters, in the namespace and on the device of training.
     stats : dict
         Per-step statistics of mixed-precision training (underflow, overflow, skipped steps,
-        loss scale; see :mod:`convexkit.precision`); empty otherwise.
+        loss scale; see :mod:`convexkit.precision`); with ``parallel=``, the bytes each worker
+        sent per step and the simulated clock (see :class:`convexkit.parallel.ParallelTrace`);
+        empty otherwise.
     steps : int
         Number of optimizer steps taken.
     description : str
@@ -398,6 +400,7 @@ def train(
     precision: str | None = None,
     loss_scale: Any = None,
     master_weights: bool = True,
+    parallel: Any = None,
 ) -> History:
     """Minibatch training of a batch of runs at once.
 
@@ -437,6 +440,12 @@ def train(
         place, so its state can be read after training).
     master_weights : bool
         Keep float32 master weights (True) or the weights in the low precision (False).
+    parallel : scheme of :mod:`convexkit.parallel`, optional
+        Simulate K data-parallel workers: each minibatch is split into K contiguous parts
+        (sizes differing by at most one), one per worker, and the scheme (synchronous,
+        asynchronous with stale gradients, local SGD; with or without compression) combines
+        the workers' gradients. ``History.stats`` then holds the bytes each worker sent per step
+        and the simulated clock. Not combined with low precision or loss scaling.
 
     Returns
     -------
@@ -511,6 +520,18 @@ def train(
             device=device,
             dtype=param_dtype,
         )
+    stepper = None
+    if parallel is not None:
+        # ---- hook: data-parallel workers (convexkit.parallel.workers) take each step
+        if mixed:
+            raise invalid(
+                "parallel", parallel, "None with precision='float16'/'bfloat16' or loss_scale"
+            )
+        if not callable(getattr(parallel, "trainer", None)):
+            raise invalid("parallel", parallel, "None or a scheme of ck.parallel")
+        stepper = parallel.trainer(model, optimizer, run_seeds)
+        stepper.check_batch(batch_size)
+        # ---- end of hook
     policy = None
     if mixed:
         from . import precision as mixed_precision
@@ -543,7 +564,9 @@ def train(
                     Xb, yb = Xe[lo:hi, ...], ye[lo:hi, ...]
                 else:
                     Xb, yb = Xe[:, lo:hi, ...], ye[:, lo:hi, ...]
-                if policy is None:
+                if stepper is not None:  # hook: data-parallel workers
+                    params, opt_state = stepper.step(params, opt_state, Xb, yb, step, rng)
+                elif policy is None:
                     _, grad = model.loss_and_grad(params, Xb, yb, rng=rng)
                     params, opt_state = optimizer.update(params, grad, opt_state, step)
                 else:
@@ -574,7 +597,7 @@ def train(
         seconds=np.asarray(seconds),
         epoch_seconds=np.asarray(epoch_seconds),
         params=params,
-        stats=dict(policy.stats) if policy is not None else {},
+        stats=dict(policy.stats) if policy is not None else (stepper.stats() if stepper else {}),
         steps=step,
         description=description,
     )

@@ -16,7 +16,7 @@ RUFF = shutil.which("ruff")
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
 def test_ruff(command):
     result = subprocess.run(
-        [RUFF, *command, "convexkit", "tests", "analyses", "docs"],
+        [RUFF, *command, "convexkit", "tests", "analyses", "docs/hooks.py", "docs/roles.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,5 +1,6 @@
 """Data-parallel training simulation: workers as an array axis, compressors, communication cost."""
 
+from .cluster import connect, local_cluster, map_chunks
 from .communication import (
     CommunicationCost,
     ModelParallelCost,
@@ -9,6 +10,7 @@ from .communication import (
     model_parallel_cost,
     parameter_server_time,
     ring_allreduce_bytes,
+    ring_allreduce_bytes_per_worker,
     ring_allreduce_time,
     simulate_ring_allreduce,
     speedup,
@@ -24,26 +26,50 @@ from .compression import (
     terngrad,
     topk,
 )
+from .workers import (
+    DataParallel,
+    ParallelTrace,
+    RoundCost,
+    WorkerQuadratics,
+    asynchronous,
+    local_sgd,
+    shard_sizes,
+    simulate,
+    synchronous,
+)
 
 __all__ = [
     "CommunicationCost",
     "Compressor",
+    "DataParallel",
     "ModelParallelCost",
     "Network",
+    "ParallelTrace",
+    "RoundCost",
+    "WorkerQuadratics",
     "allgather_time",
+    "asynchronous",
     "cast",
     "communication_cost",
     "compress_with_feedback",
+    "connect",
     "identity",
+    "local_cluster",
+    "local_sgd",
+    "map_chunks",
     "model_parallel_cost",
     "parameter_server_time",
     "qsgd",
     "randk",
     "ring_allreduce_bytes",
+    "ring_allreduce_bytes_per_worker",
     "ring_allreduce_time",
+    "shard_sizes",
     "sign",
+    "simulate",
     "simulate_ring_allreduce",
     "speedup",
+    "synchronous",
     "terngrad",
     "topk",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "model_parallel_cost",
     "parameter_server_time",
     "ring_allreduce_bytes",
+    "ring_allreduce_bytes_per_worker",
     "ring_allreduce_time",
     "simulate_ring_allreduce",
     "speedup",
@@ -77,6 +78,28 @@ def ring_allreduce_bytes(n_bytes: float, workers: int) -> float:
     """Bytes each worker sends in a ring all-reduce of ``n_bytes``: 2(K-1)/K n."""
     k = _workers(workers)
     return 2.0 * (k - 1) / k * check_real("n_bytes", n_bytes, low=0.0)
+
+
+def ring_allreduce_bytes_per_worker(
+    n_values: int, workers: int, bytes_per_value: float = 4
+) -> np.ndarray:
+    """Bytes each worker sends in a ring all-reduce of ``n_values`` values, shape (K,).
+
+    The values are cut into K chunks of ceil(n/K) (the last ones shorter or empty), as
+    :func:`simulate_ring_allreduce` does; worker k sends chunk (k - r) mod K in round r of the
+    reduce-scatter and chunk (k + 1 - r) mod K in round r of the all-gather. Where K divides n
+    every worker sends :func:`ring_allreduce_bytes`.
+    """
+    n = check_int("n_values", n_values, minimum=0)
+    k = _workers(workers)
+    size = check_real("bytes_per_value", bytes_per_value, low=0.0)
+    width = -(-n // k)
+    lengths = np.clip(n - width * np.arange(k), 0, width)
+    rounds = np.arange(k - 1)[:, None]
+    workers_axis = np.arange(k)[None, :]
+    scatter = lengths[(workers_axis - rounds) % k].sum(axis=0)
+    gather = lengths[(workers_axis + 1 - rounds) % k].sum(axis=0)
+    return (scatter + gather) * size
 
 
 def ring_allreduce_time(n_bytes: float, workers: int, network: Network = Network()) -> float:
