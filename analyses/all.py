@@ -9,7 +9,8 @@ Usage::
 
 Every analysis module in this package (any ``analyses/<name>.py`` with ``run`` and ``plot``)
 is found by itself. Figures are written atomically, so an interrupted run leaves the previous
-files intact; re-running with the same seed gives byte-identical files.
+files intact; re-running with the same seed gives byte-identical files, except the wall-clock
+measurements of modules marked ``TIMING_DEPENDENT`` (their figures and ``TIMINGS.md``).
 """
 
 from __future__ import annotations
@@ -50,17 +51,29 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(results: dict[str, dict]) -> str:
-    """The summary table: one row per quantity, proven next to measured."""
+def summary_markdown(results: dict[str, dict], *, timings: bool = False) -> str:
+    """The summary table: one row per quantity, proven next to measured.
+
+    With ``timings`` the table of the timing-dependent analyses (wall-clock measurements, which
+    change from run to run); without, every other analysis (byte-identical on re-run).
+    """
+    title = "# Measured timings" if timings else "# Proven against measured"
+    note = (
+        "Written by `python -m analyses.all`; wall-clock measurements, different on every run."
+        if timings
+        else "Written by `python -m analyses.all`; every row is recomputed on each run."
+    )
     lines = [
-        "# Proven against measured",
+        title,
         "",
-        "Written by `python -m analyses.all`; every row is recomputed on each run.",
+        note,
         "",
         "| analysis | quantity | proven | measured | agrees |",
         "|---|---|---|---|---|",
     ]
     for name, result in results.items():
+        if bool(result.get("timing_dependent")) != timings:
+            continue
         for row in result.get("summary", []):
             lines.append(
                 "| "
@@ -118,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         result = module.run(quick=args.quick, seed=args.seed)
         module.plot(result, args.outdir)
-        results[name] = result
+        results[name] = {**result, "timing_dependent": getattr(module, "TIMING_DEPENDENT", False)}
         progress.write(f"{name}: {time.perf_counter() - start:.1f} s")
     if not args.only:
         write_text_atomic(args.outdir / "SUMMARY.md", summary_markdown(results))
+        write_text_atomic(args.outdir / "TIMINGS.md", summary_markdown(results, timings=True))
     return 0
 
 

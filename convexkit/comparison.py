@@ -194,7 +194,8 @@ def empirical_rate(
         # having reached the float floor: judge the floor on the running maximum ahead
         ahead = np.concatenate([np.where(finite, e, 0.0), np.zeros((envelope - 1, batch))])
         reach = np.lib.stride_tricks.sliding_window_view(ahead, envelope, axis=0).max(axis=-1)
-        usable = finite & (reach > low)
+        # a value below the floor counts only as a dip of an oscillation well above it
+        usable = finite & ((e > low) | (reach > 100.0 * low))
     else:
         usable = finite & (e > low)
     # usable steps form a prefix: stop at the first unusable one
