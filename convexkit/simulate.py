@@ -869,49 +869,29 @@ def run(
         _check_value_shape(values, rows, "a value function", objective)
         return _keep_dtype(xp, values, dtype)
 
-    has_loss = problem.value is not None
-    slot = {int(step): k for k, step in enumerate(recorded.tolist())}
-    d = int(x.shape[1])
-    kw = _device_kw(device)
-    # preallocated, so that recording never holds two copies of the history
-    xs = xp.empty((len(slot), rows, d), dtype=dtype, **kw) if mode in ("all", "steps") else None
-    losses = (
-        xp.empty((len(slot), rows), dtype=dtype, **kw) if has_loss and mode != "final" else None
-    )
     needs_oracle = bool(set(optimizer.needs) - {"grad"})
-    column = (rows, 1)
 
-    def outside(point: Any) -> Any:
-        # NaN propagates through max and fails the comparison, as does inf
-        return ~(xp.max(xp.abs(point), axis=1) <= threshold)
+    def advance(point: Any, state: Any, t: int) -> tuple[Any, Any]:
+        oracle = _StepOracle(problem, t) if needs_oracle else None
+        return optimizer.update(point, gradient(point, t), state, t, oracle)
 
     with np.errstate(all="ignore"):
-        diverged = outside(x)
-        any_diverged = bool(xp.any(diverged))
-        diverged_at = xp.where(diverged, 0, xp.full((rows,), -1, dtype=xp.int64, **kw))
         state = optimizer.init(x)
-        for t in range(steps + 1):
-            if t in slot:
-                if xs is not None:
-                    xs[slot[t], ...] = x
-                if losses is not None:
-                    losses[slot[t], ...] = loss_at(x, t)
-            if t == steps:
-                break
-            g = gradient(x, t)
-            oracle = _StepOracle(problem, t) if needs_oracle else None
-            x_next, state = optimizer.update(x, g, state, t, oracle)
-            x_next = _keep_dtype(xp, x_next, dtype)
-            if any_diverged:
-                # a diverged trajectory stays where it left the finite region
-                x_next = xp.where(xp.reshape(diverged, column), x, x_next)
-            bad = outside(x_next)
-            if bool(xp.any(bad & ~diverged)):
-                diverged_at = xp.where(bad & ~diverged, t + 1, diverged_at)
-                diverged = diverged | bad
-                any_diverged = True
-            x = x_next
-        loss_final = loss_at(x, steps) if has_loss else None
+    done = _iterate(
+        x,
+        state,
+        steps,
+        recorded,
+        mode,
+        loss_at if problem.value is not None else None,
+        advance,
+        threshold,
+        xp=xp,
+        dtype=dtype,
+        device=device,
+    )
+    xs, losses, x, loss_final = done.xs, done.losses, done.x_final, done.loss_final
+    diverged, diverged_at = done.diverged, done.diverged_at
 
     info = {
         "backend": namespace_name(xp),
@@ -938,6 +918,85 @@ def run(
         record=mode,
         info=info,
     )
+
+
+@dataclass
+class _Iterates:
+    """What :func:`_iterate` records."""
+
+    xs: Any
+    losses: Any
+    x_final: Any
+    loss_final: Any
+    diverged: Any
+    diverged_at: Any
+
+
+def _iterate(
+    x: Any,
+    state: Any,
+    steps: int,
+    recorded: np.ndarray,
+    mode: str,
+    loss_at: Callable[[Any, int], Any] | None,
+    advance: Callable[[Any, Any, int], tuple[Any, Any]],
+    threshold: float,
+    *,
+    xp: Any,
+    dtype: Any,
+    device: Any,
+    on_freeze: Callable[[Any], None] | None = None,
+) -> _Iterates:
+    """The step loop every runner shares: record, step, freeze what diverged.
+
+    ``advance(x, state, t) -> (x_next, state_next)`` takes one step of the whole batch. A
+    trajectory is frozen at the first iterate with a non-finite coordinate or one beyond
+    ``threshold`` (``on_freeze(diverged)`` lets a runner freeze its own per-trajectory state);
+    no overflow warning is emitted along the way.
+    """
+    rows, d = int(x.shape[0]), int(x.shape[1])
+    slot = {int(step): k for k, step in enumerate(recorded.tolist())}
+    kw = _device_kw(device)
+    # preallocated, so that recording never holds two copies of the history
+    xs = xp.empty((len(slot), rows, d), dtype=dtype, **kw) if mode in ("all", "steps") else None
+    losses = (
+        xp.empty((len(slot), rows), dtype=dtype, **kw)
+        if loss_at is not None and mode != "final"
+        else None
+    )
+    column = (rows, 1)
+
+    def outside(point: Any) -> Any:
+        # NaN propagates through max and fails the comparison, as does inf
+        return ~(xp.max(xp.abs(point), axis=1) <= threshold)
+
+    with np.errstate(all="ignore"):
+        diverged = outside(x)
+        any_diverged = bool(xp.any(diverged))
+        diverged_at = xp.where(diverged, 0, xp.full((rows,), -1, dtype=xp.int64, **kw))
+        for t in range(steps + 1):
+            if t in slot:
+                if xs is not None:
+                    xs[slot[t], ...] = x
+                if losses is not None:
+                    losses[slot[t], ...] = loss_at(x, t)
+            if t == steps:
+                break
+            x_next, state = advance(x, state, t)
+            x_next = _keep_dtype(xp, x_next, dtype)
+            if any_diverged:
+                # a diverged trajectory stays where it left the finite region
+                x_next = xp.where(xp.reshape(diverged, column), x, x_next)
+                if on_freeze is not None:
+                    on_freeze(diverged)
+            bad = outside(x_next)
+            if bool(xp.any(bad & ~diverged)):
+                diverged_at = xp.where(bad & ~diverged, t + 1, diverged_at)
+                diverged = diverged | bad
+                any_diverged = True
+            x = x_next
+        loss_final = loss_at(x, steps) if loss_at is not None else None
+    return _Iterates(xs, losses, x, loss_final, diverged, diverged_at)
 
 
 def _run_fused(

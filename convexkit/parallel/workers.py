@@ -1180,43 +1180,27 @@ def simulate(
         _sim._check_value_shape(values, rows, "a value function", objective)
         return _sim._keep_dtype(xp, values, dtype)
 
-    has_loss = value is not None
-    slot = {int(step): k for k, step in enumerate(recorded.tolist())}
-    kw = _sim._device_kw(device)
-    xs = xp.empty((len(slot), rows, d), dtype=dtype, **kw) if mode in ("all", "steps") else None
-    losses = (
-        xp.empty((len(slot), rows), dtype=dtype, **kw) if has_loss and mode != "final" else None
-    )
-    column = (rows, 1)
-
-    def outside(point: Any) -> Any:
-        return ~(xp.max(xp.abs(point), axis=1) <= threshold)
+    def advance(point: Any, state: Any, t: int) -> tuple[Any, Any]:
+        return engine.step(point, state, t, lambda p, t=t: gradients(p, t))
 
     with np.errstate(all="ignore"):
-        diverged = outside(x)
-        any_diverged = bool(xp.any(diverged))
-        diverged_at = xp.where(diverged, 0, xp.full((rows,), -1, dtype=xp.int64, **kw))
         state = optimizer.init(x)
-        for t in range(steps + 1):
-            if t in slot:
-                if xs is not None:
-                    xs[slot[t], ...] = x
-                if losses is not None:
-                    losses[slot[t], ...] = loss_at(x, t)
-            if t == steps:
-                break
-            x_next, state = engine.step(x, state, t, lambda p, t=t: gradients(p, t))
-            x_next = _sim._keep_dtype(xp, x_next, dtype)
-            if any_diverged:
-                x_next = xp.where(xp.reshape(diverged, column), x, x_next)
-                engine.freeze(diverged)
-            bad = outside(x_next)
-            if bool(xp.any(bad & ~diverged)):
-                diverged_at = xp.where(bad & ~diverged, t + 1, diverged_at)
-                diverged = diverged | bad
-                any_diverged = True
-            x = x_next
-        loss_final = loss_at(x, steps) if has_loss else None
+    done = _sim._iterate(
+        x,
+        state,
+        steps,
+        recorded,
+        mode,
+        loss_at if value is not None else None,
+        advance,
+        threshold,
+        xp=xp,
+        dtype=dtype,
+        device=device,
+        on_freeze=engine.freeze,
+    )
+    xs, losses, x, loss_final = done.xs, done.losses, done.x_final, done.loss_final
+    diverged, diverged_at = done.diverged, done.diverged_at
 
     info = {
         "backend": namespace_name(xp),
