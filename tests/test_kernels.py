@@ -182,6 +182,48 @@ def test_trajectories_freeze_where_they_diverge():
     np.testing.assert_array_equal(result["xs"], trace.x)
 
 
+@pytest.mark.parametrize("threshold", [4.0, 1e3, 1e300])
+def test_trajectories_freeze_exactly_across_many_unrecorded_steps(threshold):
+    # long stretches without records run fast and are replayed where a trajectory leaves
+    # the box: transient excursions of momentum, overflow to inf and NaN, trajectories near
+    # the threshold, non-finite starting points; the array path is the reference
+    problem = _quadratic_problem()
+    rng = np.random.default_rng(3)
+    batch, steps = 300, 700
+    eta, beta = rng.uniform(0, 4.5, batch), rng.uniform(0, 1, batch)
+    lam = rng.uniform(0.5, 2, batch)
+    optimizer = ck.optim.momentum(eta, beta)
+    x0 = rng.uniform(-3, 3, (batch, 1))
+    x0[:3, 0] = [np.nan, np.inf, 5.0]
+    chosen = [0, 1, 70, 130, 500, 699, 700]
+    result, reason = fused_trajectories(
+        problem,
+        optimizer,
+        x0,
+        steps,
+        params={"lam": lam},
+        record_steps=chosen,
+        threshold=threshold,
+        block=64,
+    )
+    assert reason == "fused"
+    trace = ck.run(
+        problem,
+        optimizer,
+        x0,
+        steps,
+        params={"lam": lam},
+        record=chosen,
+        threshold=threshold,
+        path="array",
+    )
+    assert 0 < np.count_nonzero(trace.diverged_at > 0) < batch
+    np.testing.assert_array_equal(result["diverged_at"], trace.diverged_at)
+    np.testing.assert_array_equal(result["xs"], trace.x)
+    np.testing.assert_array_equal(result["loss"], trace.loss)
+    np.testing.assert_array_equal(result["x"], trace.x_final)
+
+
 def test_trajectories_of_a_two_dimensional_problem_match_the_plain_path():
     a, b = sp.symbols("a b")
     problem = ck.Problem((1 - a) ** 2 + 100 * (b - a**2) ** 2)

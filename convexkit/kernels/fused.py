@@ -684,41 +684,178 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
         "            for j in range(n):",
     ]
     lines += record("                ", "rows_of[0]")
+
+    def step_body(indent: str, exact: bool) -> list[str]:
+        # one step of trajectory j; ``exact`` adds the freezing, else only the "ever bad" flag
+        out = load(indent)
+        for i, h in enumerate(form.hyper):
+            source = f"sched[{scheduled.index(h)}, step]" if h in form.schedules else f"hb{i}[j]"
+            if sp.Symbol(h, real=True) in arrays:
+                source = f"F({source})"
+            out.append(f"{indent}{h} = {source}")
+        for name in state_names:
+            out += [f"{indent}{name}_{k} = {name}b{k}[j]" for k in range(d)]
+        out += [f"{indent}{line}" for line in gradient_program.inner]
+        out += [f"{indent}g{k} = {gradient[k]}" for k in range(d)]
+        out += [f"{indent}{line}" for line in step_program.inner]
+        if exact:
+            # a frozen trajectory keeps its values: select, do not branch
+            out.append(f"{indent}frozen = dead[j] > 0")
+        for k in range(d):
+            if exact:
+                out.append(f"{indent}n{k} = x{k} if frozen else {updates[k][0]}")
+            else:
+                out.append(f"{indent}n{k} = {updates[k][0]}")
+            out.append(f"{indent}xb{k}[j] = n{k}")
+            for name, target in zip(state_names, updates[k][1:], strict=True):
+                value = f"{name}_{k} if frozen else {target}" if exact else target
+                out.append(f"{indent}{name}b{k}[j] = {value}")
+        inside = " and ".join(f"abs(n{k}) <= threshold" for k in range(d))
+        out.append(f"{indent}bad = 0.0 if ({inside}) else 1.0")
+        if exact:
+            out += [
+                f"{indent}at[j] = after if bad > dead[j] else at[j]",
+                f"{indent}dead[j] = max(dead[j], bad)",
+            ]
+        else:
+            out.append(f"{indent}ever[j] = max(ever[j], bad)")
+        return out
+
+    saved = [f"xb{k}" for k in range(d)]
+    saved += [f"{name}b{k}" for name in state_names for k in range(d)]
+    hoisted = gradient_program.hoisted + step_program.hoisted
+
+    def unrolled(indent: str, span: int) -> list[str]:
+        # ``span`` steps of trajectory j with its values in registers: loaded and stored
+        # once, the unchanging hyperparameters and parameters loaded once; the loop over j
+        # stays innermost, so it still vectorizes. Instead of a test per step, the sum of
+        # the |coordinates| over the span: a sum of non-negative terms is at least each
+        # term (rounding is monotone) and NaN sticks, so a span where some coordinate left
+        # [-threshold, threshold] or became NaN always fails "sum <= threshold" (no miss);
+        # a false alarm (large but bounded values) only costs an exact replay
+        out = load(indent)
+        for i, h in enumerate(form.hyper):
+            if h not in form.schedules:
+                source = f"hb{i}[j]"
+                if sp.Symbol(h, real=True) in arrays:
+                    source = f"F({source})"
+                out.append(f"{indent}{h} = {source}")
+        for name in state_names:
+            out += [f"{indent}{name}_{k} = {name}b{k}[j]" for k in range(d)]
+        out.append(f"{indent}ever_j = 0.0")
+        for u in range(span):
+            out += [f"{indent}step = first + {u}", f"{indent}t = D(step)"]
+            out += [f"{indent}{line}" for line in hoisted]
+            for h in scheduled:
+                source = f"sched[{scheduled.index(h)}, step]"
+                if sp.Symbol(h, real=True) in arrays:
+                    source = f"F({source})"
+                out.append(f"{indent}{h} = {source}")
+            out += [f"{indent}{line}" for line in gradient_program.inner]
+            out += [f"{indent}g{k} = {gradient[k]}" for k in range(d)]
+            out += [f"{indent}{line}" for line in step_program.inner]
+            for k in range(d):
+                out.append(f"{indent}n{k} = {updates[k][0]}")
+                for name, target in zip(state_names, updates[k][1:], strict=True):
+                    out.append(f"{indent}m_{name}_{k} = {target}")
+            for k in range(d):
+                out.append(f"{indent}x{k} = n{k}")
+                out += [f"{indent}{name}_{k} = m_{name}_{k}" for name in state_names]
+            total = " + ".join(f"abs(n{k})" for k in range(d))
+            out.append(f"{indent}ever_j = ever_j + ({total})")
+        out += [f"{indent}xb{k}[j] = x{k}" for k in range(d)]
+        for name in state_names:
+            out += [f"{indent}{name}b{k}[j] = {name}_{k}" for k in range(d)]
+        out.append(f"{indent}ever[j] = max(ever[j], 0.0 if ever_j <= threshold else 1.0)")
+        return out
+
+    # steps unrolled per pass over the block: fewer loads and stores per update, bounded so
+    # the source (and the compile time) of a large problem does not grow much
+    size = len(hoisted + gradient_program.inner + step_program.inner) + d * (3 + len(states))
+    span = 4
+    while span > 1 and span * size > 96:
+        span //= 2
+    # Steps run in chunks of ``chunk``: first fast, with no freezing and only an "ever left
+    # the box" flag per trajectory, from a copy saved at the chunk start. Trajectories frozen
+    # before the chunk get their saved values back (frozen values never change); those that
+    # went bad inside the chunk are restored and replayed step by step with the exact logic,
+    # alone, so the results equal the per-step freezing loop bit for bit at a fraction of
+    # its cost where nothing diverges.
+    lines += [f"        s{name} = np.empty(n, dtype=x_a.dtype)" for name in saved]
     lines += [
-        "        for step in range(steps):",
-        "            t = D(step)",
-        "            after = step + 1.0",
+        "        ever = np.zeros(n, dtype=x_a.dtype)",
+        "        redo = np.empty(n, dtype=np.int64)",
+        "        chunk = 64",
+        "        for c0 in range(0, steps, chunk):",
+        "            c1 = min(c0 + chunk, steps)",
+        "            for j in range(n):",
     ]
-    lines += [f"            {line}" for line in gradient_program.hoisted + step_program.hoisted]
-    lines += ["            for j in range(n):"]
-    lines += load("                ")
-    for i, h in enumerate(form.hyper):
-        source = f"sched[{scheduled.index(h)}, step]" if h in form.schedules else f"hb{i}[j]"
-        if sp.Symbol(h, real=True) in arrays:
-            source = f"F({source})"
-        lines.append(f"                {h} = {source}")
-    for name in state_names:
-        lines += [f"                {name}_{k} = {name}b{k}[j]" for k in range(d)]
-    lines += [f"                {line}" for line in gradient_program.inner]
-    lines += [f"                g{k} = {gradient[k]}" for k in range(d)]
-    lines += [f"                {line}" for line in step_program.inner]
-    # a frozen trajectory keeps its values: select, do not branch
-    lines.append("                frozen = dead[j] > 0")
+    lines += [f"                s{name}[j] = {name}[j]" for name in saved]
+    lines += [
+        "                ever[j] = 0.0",
+        "            plain = c1 - c0 < chunk",
+        "            for step in range(c0 + 1, c1 + 1):",
+        "                plain = plain or rows_of[step] >= 0",
+        "            if not plain:",
+        f"                for first in range(c0, c1, {span}):",
+        "                    for j in range(n):",
+    ]
+    lines += unrolled("                        ", span)
+    lines += ["            else:"]
+    lines += [
+        "                for step in range(c0, c1):",
+        "                    t = D(step)",
+        "                    after = step + 1.0",
+    ]
+    lines += [f"                    {line}" for line in hoisted]
+    lines += ["                    for j in range(n):"]
+    lines += step_body("                        ", exact=False)
+    # records in a fast chunk: a frozen trajectory reports its saved (frozen) values; those
+    # of trajectories replayed below are overwritten by the replay
+    fast_record = record("                            ", "row")
     for k in range(d):
-        lines.append(f"                n{k} = x{k} if frozen else {updates[k][0]}")
-        lines.append(f"                xb{k}[j] = n{k}")
-        for name, target in zip(state_names, updates[k][1:], strict=True):
-            lines.append(f"                {name}b{k}[j] = {name}_{k} if frozen else {target}")
-    inside = " and ".join(f"abs(n{k}) <= threshold" for k in range(d))
+        fast_record[k] = (
+            f"                            x{k} = sxb{k}[j] if dead[j] > 0 else xb{k}[j]"
+        )
     lines += [
-        f"                bad = 0.0 if ({inside}) else 1.0",
-        "                at[j] = after if bad > dead[j] else at[j]",
-        "                dead[j] = max(dead[j], bad)",
-        "            row = rows_of[step + 1]",
-        "            if row >= 0 and (keep_loss or keep_x):",
-        "                for j in range(n):",
+        "                    row = rows_of[step + 1]",
+        "                    if row >= 0 and (keep_loss or keep_x):",
+        "                        for j in range(n):",
     ]
-    lines += record("                    ", "row")
+    lines += fast_record
+    lines += ["            for j in range(n):", "                frozen = dead[j] > 0"]
+    lines += [f"                {name}[j] = s{name}[j] if frozen else {name}[j]" for name in saved]
+    lines += [
+        # a count first: it vectorizes, the branchy gathering runs only where needed
+        "            count = 0",
+        "            for j in range(n):",
+        "                count += 1 if ever[j] > dead[j] else 0",
+        "            if count == 0:",
+        "                continue",
+        "            count = 0",
+        "            for j in range(n):",
+        "                if ever[j] > dead[j]:",
+        "                    redo[count] = j",
+        "                    count += 1",
+        "            for jj in range(count):",
+        "                j = redo[jj]",
+    ]
+    lines += [f"                {name}[j] = s{name}[j]" for name in saved]
+    lines += [
+        "            for step in range(c0, c1):",
+        "                t = D(step)",
+        "                after = step + 1.0",
+    ]
+    lines += [f"                {line}" for line in hoisted]
+    lines += ["                for jj in range(count):", "                    j = redo[jj]"]
+    lines += step_body("                    ", exact=True)
+    lines += [
+        "                row = rows_of[step + 1]",
+        "                if row >= 0 and (keep_loss or keep_x):",
+        "                    for jj in range(count):",
+        "                        j = redo[jj]",
+    ]
+    lines += record("                        ", "row")
     lines += [f"        x_a[{k}, lo:lo + n] = xb{k}" for k in range(d)]
     for name in state_names:
         lines += [f"        {name}_a[{k}, lo:lo + n] = {name}b{k}" for k in range(d)]
