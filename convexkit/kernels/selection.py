@@ -223,6 +223,8 @@ if numba is not None:
         flags[full] = count
         return above, finite
 
+    # two copies of one loop on purpose: a branch on ``affine`` inside it stops vectorization,
+    # so :func:`_pass` chooses the loop once per chunk
     @numba.njit(cache=True, nogil=True)
     def _pass_affine(x, c, h, e, lo, hi, flags):  # pragma: no cover - compiled
         """As :func:`_pass_feedback` with the gradient h (x - c) formed on the fly."""
