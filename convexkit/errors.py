@@ -17,6 +17,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_real",
+    "interval_text",
     "invalid",
 ]
 
@@ -75,6 +76,20 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     return int(value)
 
 
+def interval_text(
+    low: float | None,
+    high: float | None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> str:
+    """An interval as an error message shows it: ``[0.0, inf)``; an unbounded end is open
+    unless infinite values are allowed (``(0.0, inf]``)."""
+    left = "(" if low_open or (low is None and not allow_inf) else "["
+    right = ")" if high_open or (high is None and not allow_inf) else "]"
+    return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
 def check_real(
     name: str,
     value: Any,
@@ -83,6 +98,7 @@ def check_real(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    allow_inf: bool = False,
 ) -> float:
     """Return ``value`` as a float after checking it is a finite real number in an interval.
 
@@ -96,14 +112,14 @@ def check_real(
         Interval ends; None means unbounded on that side.
     low_open, high_open : bool
         Whether the end itself is excluded.
+    allow_inf : bool
+        Whether an infinite value (within the interval) is allowed.
     """
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
-    interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    interval = interval_text(low, high, low_open, high_open, allow_inf)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise invalid(name, value, f"a real number in {interval}")
     number = float(value)
-    if not math.isfinite(number):
+    if math.isnan(number) or (math.isinf(number) and not allow_inf):
         raise invalid(name, value, f"a finite real number in {interval}")
     if low is not None and (number < low or (low_open and number == low)):
         raise invalid(name, value, f"a real number in {interval}")

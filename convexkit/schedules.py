@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .backend import array_namespace, asarray, device_of
-from .errors import check_int, invalid
+from .errors import check_int, interval_text, invalid
 
 __all__ = [
     "Schedule",
@@ -57,9 +57,7 @@ def _param(
     array = np.asarray(value, dtype=float)
     if array.ndim > 1:
         raise invalid(name, f"array of shape {array.shape}", "a real number or a 1-D array")
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
-    interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    interval = interval_text(low, high, low_open, high_open)
     bad = ~np.isfinite(array)
     if low is not None:
         bad |= (array < low) | ((array == low) if low_open else False)

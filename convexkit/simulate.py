@@ -725,16 +725,21 @@ def run(
         signature when None.
     threshold : float
         A trajectory diverges when some coordinate is non-finite or exceeds this in magnitude;
-        it is then frozen. No overflow warning is emitted along the way.
+        it is then frozen. No overflow warning is emitted along the way. ``inf`` freezes only
+        trajectories that become non-finite.
     stream_offset : int
         Trajectory i draws the random stream of trajectory ``stream_offset + i``.
     path : {"auto", "array", "fused"}
         ``"array"`` runs the update code on arrays step by step. ``"fused"`` runs whole
-        trajectories in a kernel generated from the same update code (NumPy, a Problem as
-        objective, no noise or minibatches, an optimizer with an elementwise symbolic form;
-        numba installed); it gives the same iterates as the array path. ``"auto"`` takes the
-        fused path where it applies. ``trace.info["path"]`` says which ran and, for the array
-        path, ``trace.info["fused"]`` why the fused one did not.
+        trajectories in a kernel generated from the same update code (a Problem as objective,
+        no noise or minibatches, an optimizer with an elementwise symbolic form; numba on
+        NumPy, one GPU thread per trajectory on CuPy); it gives the same iterates as the array
+        path. ``"auto"`` takes the fused path where it applies; where it does not, on CuPy,
+        each update of the array path runs as one generated elementwise kernel
+        (``"fused-update"``). Both CuPy kernels give the array path's iterates bit for bit
+        where the update and gradient use only arithmetic, sqrt, abs, sign, max/min and
+        branches (transcendental functions agree to rounding). ``trace.info["path"]`` says
+        which ran and, for the array path, ``trace.info["fused"]`` why the fused one did not.
 
     parallel : scheme of :mod:`convexkit.parallel`, optional
         Simulate K data-parallel workers (``ck.parallel.synchronous(4)``, ``asynchronous``,
@@ -785,7 +790,7 @@ def run(
     optimizer = _check_optimizer(optimizer)
     if batch is not None:
         batch = check_int("batch", batch, minimum=1)
-    threshold = check_real("threshold", threshold, low=0.0, low_open=True)
+    threshold = check_real("threshold", threshold, low=0.0, low_open=True, allow_inf=True)
     stream_offset = check_int("stream_offset", stream_offset, minimum=0)
     mode, recorded = _check_record(record, steps)
     sigma = _check_sigma(noise)
@@ -803,6 +808,9 @@ def run(
         # the compat namespace adds the standard's keywords (device=) and functions (astype)
         xp = compat_cupy
     dtype = resolve_dtype(dtype, xp)
+    if math.isinf(threshold):
+        # "no bound": |x| <= the largest finite value holds exactly for finite x
+        threshold = float(np.finfo(_dtype_name(dtype)).max)
     if device is None and hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
         device = device_of(x0)
 
@@ -831,6 +839,13 @@ def run(
             return fused
         if path == "fused":
             raise invalid("path", path, f"'auto' or 'array' here: {fused_reason}")
+    step_kernel = None
+    if path != "array" and array_api_compat.is_cupy_namespace(xp):
+        # on the GPU the update runs as one generated kernel; the gradient stays array code
+        from .kernels.cuda import cuda_update
+
+        step_kernel, why = cuda_update(optimizer)
+        fused_reason = f"{fused_reason}; update kernel: {why}"
 
     hx = _host_module(xp)
     seed_value = _resolve_seed(seed) if (sigma is not None or sampled) else None
@@ -872,6 +887,8 @@ def run(
     needs_oracle = bool(set(optimizer.needs) - {"grad"})
 
     def advance(point: Any, state: Any, t: int) -> tuple[Any, Any]:
+        if step_kernel is not None:
+            return step_kernel.update(point, gradient(point, t), state, t)
         oracle = _StepOracle(problem, t) if needs_oracle else None
         return optimizer.update(point, gradient(point, t), state, t, oracle)
 
@@ -897,7 +914,7 @@ def run(
         "backend": namespace_name(xp),
         "device": None if device is None else str(device),
         "dtype": _dtype_name(dtype),
-        "path": "array",
+        "path": "array" if step_kernel is None else "fused-update",
         "fused": fused_reason,
         "objective": problem.kind,
         "noise": "none" if sigma is None else "gaussian",
@@ -1011,9 +1028,10 @@ def _run_fused(
     params: Mapping[str, Any] | None,
     threshold: float,
 ) -> tuple[Trace | None, str]:
-    """The whole run in a fused kernel, or (None, why not)."""
-    if xp is not np:
-        return None, f"the fused path runs on NumPy, not {namespace_name(xp)}"
+    """The whole run in a fused kernel (numba on NumPy, CUDA on CuPy), or (None, why not)."""
+    on_gpu = array_api_compat.is_cupy_namespace(xp)
+    if xp is not np and not on_gpu:
+        return None, f"the fused path runs on NumPy or CuPy, not {namespace_name(xp)}"
     if stochastic:
         return None, "noise and minibatches run on the array path"
     if problem.kind != "problem":
@@ -1021,10 +1039,13 @@ def _run_fused(
             None,
             "the fused path compiles a Problem's symbolic gradient; this objective has none",
         )
-    from .kernels.fused import fused_trajectories
+    if on_gpu:
+        from .kernels.cuda import cuda_trajectories as trajectories
+    else:
+        from .kernels.fused import fused_trajectories as trajectories
 
     symbolic = problem.source.problem
-    result, reason = fused_trajectories(
+    result, reason = trajectories(
         symbolic,
         optimizer,
         x,
@@ -1040,8 +1061,8 @@ def _run_fused(
     diverged_at = result["diverged_at"]
     loss = result["loss"]
     info = {
-        "backend": "numpy",
-        "device": None,
+        "backend": namespace_name(xp),
+        "device": str(x.device) if on_gpu else None,
         "dtype": _dtype_name(x.dtype),
         "path": "fused",
         "objective": problem.kind,

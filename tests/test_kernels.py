@@ -5,43 +5,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 import sympy as sp
+from fusable import FUSABLE, ROWS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convexkit as ck
-from convexkit.kernels.fused import fused_trajectories, fused_update, update_form
+from convexkit.kernels.fused import (
+    _keeps_nonfinite,
+    fused_trajectories,
+    fused_update,
+    run_in_pieces,
+    update_form,
+)
 
 pytest.importorskip("numba", reason="the fused kernels need numba (pip install 'convexkit[fast]')")
 
-ROWS, COLS = 3, 257  # a chunk boundary inside a row is exercised with small chunks below
-
-
-def _uniform(rng, low, high, array):
-    return rng.uniform(low, high, ROWS) if array else float(rng.uniform(low, high))
-
-
-# name -> factory(rng, array) building the optimizer with random hyperparameters
-FUSABLE = {
-    "gd": lambda r, a: ck.optim.gd(_uniform(r, 0.0, 1.0, a)),
-    "momentum": lambda r, a: ck.optim.momentum(_uniform(r, 0.0, 1.0, a), _uniform(r, 0, 1, a)),
-    "nesterov": lambda r, a: ck.optim.nesterov(_uniform(r, 0.0, 1.0, a), _uniform(r, 0, 1, a)),
-    "delayed_gd": lambda r, a: ck.optim.delayed_gd(_uniform(r, 0.0, 1.0, a), 3),
-    "adagrad": lambda r, a: ck.optim.adagrad(
-        _uniform(r, 0.0, 1.0, a), weight_decay=_uniform(r, 0, 0.1, a)
-    ),
-    "rmsprop": lambda r, a: ck.optim.rmsprop(_uniform(r, 0.0, 1.0, a), _uniform(r, 0, 1, a)),
-    "rmsprop_torch": lambda r, a: ck.optim.rmsprop(_uniform(r, 0.0, 1.0, a), convention="torch"),
-    "adadelta": lambda r, a: ck.optim.adadelta(_uniform(r, 0.1, 0.99, a)),
-    "adam": lambda r, a: ck.optim.adam(
-        _uniform(r, 0.0, 1.0, a), _uniform(r, 0, 0.99, a), _uniform(r, 0.9, 0.9999, a)
-    ),
-    "yogi": lambda r, a: ck.optim.yogi(_uniform(r, 0.0, 1.0, a)),
-    "amsgrad": lambda r, a: ck.optim.amsgrad(_uniform(r, 0.0, 1.0, a)),
-}
+COLS = 257  # a chunk boundary inside a row is exercised with small chunks below
 
 
 @pytest.fixture(autouse=True)
@@ -182,7 +166,7 @@ def test_trajectories_freeze_where_they_diverge():
     np.testing.assert_array_equal(result["xs"], trace.x)
 
 
-@pytest.mark.parametrize("threshold", [4.0, 1e3, 1e300])
+@pytest.mark.parametrize("threshold", [4.0, 1e3, 1e300, np.inf])
 def test_trajectories_freeze_exactly_across_many_unrecorded_steps(threshold):
     # long stretches without records run fast and are replayed where a trajectory leaves
     # the box: transient excursions of momentum, overflow to inf and NaN, trajectories near
@@ -222,6 +206,38 @@ def test_trajectories_freeze_exactly_across_many_unrecorded_steps(threshold):
     np.testing.assert_array_equal(result["xs"], trace.x)
     np.testing.assert_array_equal(result["loss"], trace.loss)
     np.testing.assert_array_equal(result["x"], trace.x_final)
+    if threshold == np.inf:
+        assert _kernel_sources_with("non-finite values stick: one test per span")
+
+
+def _kernel_sources_with(text):
+    return [
+        name
+        for name, module in sys.modules.items()
+        if name.startswith("convexkit_kernel_traj_") and text in open(module.__file__).read()
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(FUSABLE))
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_trajectories_without_a_bound_freeze_where_they_become_non_finite(name, seed):
+    # threshold=inf: a trajectory is frozen at its last finite iterate; where the update keeps
+    # non-finite values the kernel tests once per span, and still equals the array path
+    rng = np.random.default_rng(seed)
+    batch, steps = 200, 300
+    optimizer = FUSABLE[name](rng, False)
+    lam = rng.uniform(0.5, 2, batch) * 10.0 ** rng.integers(-1, 3, batch)
+    x0 = rng.uniform(-3, 3, (batch, 1)) * 10.0 ** rng.integers(0, 200, (batch, 1))
+    x0[:2, 0] = [np.nan, np.inf]
+    problem = _quadratic_problem()
+    options = {"params": {"lam": lam}, "threshold": np.inf, "record": [0, 150, 300]}
+    fused = ck.run(problem, optimizer, x0, steps, path="fused", **options)
+    plain = ck.run(problem, optimizer, x0, steps, path="array", **options)
+    np.testing.assert_array_equal(fused.diverged_at, plain.diverged_at)
+    np.testing.assert_array_equal(fused.x, plain.x)
+    np.testing.assert_array_equal(fused.loss, plain.loss)
+    assert fused.info["path"] == "fused"
 
 
 def test_trajectories_of_a_two_dimensional_problem_match_the_plain_path():
@@ -263,3 +279,80 @@ def test_compiled_kernels_are_cached_on_disk(tmp_path):
     sources = list(folder.glob("convexkit_kernel_momentum_*.py"))
     assert len(sources) == 1
     assert list((folder / "__pycache__").glob("*.nbi")), "numba wrote no index of cached code"
+
+
+@pytest.mark.parametrize("name", sorted(FUSABLE))
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bad=st.sampled_from([np.inf, -np.inf, np.nan]))
+def test_updates_said_to_keep_non_finite_values_do(name, seed, bad):
+    # the claim behind the once-per-span test, checked on the optimizer's own update code
+    rng = np.random.default_rng(seed)
+    optimizer = FUSABLE[name](rng, True)
+    form, _ = update_form(optimizer)
+    if not _keeps_nonfinite(form.outputs[0], form.inputs[0]):
+        pytest.skip(f"{name}'s update is not claimed to keep non-finite values")
+    x = rng.standard_normal((ROWS, 5)) * 10.0 ** rng.integers(-5, 5, (ROWS, 5))
+    g = rng.standard_normal((ROWS, 5)) * 10.0 ** rng.integers(-5, 5, (ROWS, 5))
+    state = optimizer.init(x)
+    with np.errstate(all="ignore"):
+        for t in range(3):  # a state that has seen some steps
+            x, state = optimizer.update(x, g, state, t)
+        x[:, 2] = bad
+        g[:, 3] = rng.choice([np.inf, -np.inf, np.nan, 0.0], ROWS)
+        x_next, _ = optimizer.update(x, g, state, 3)
+    assert not np.isfinite(x_next[:, 2]).any()
+
+
+def test_every_optimizer_with_an_elementwise_form_keeps_non_finite_values():
+    # where this fails, the kernels still agree (they test each step), only more slowly
+    rng = np.random.default_rng(0)
+    for name, factory in FUSABLE.items():
+        form, _ = update_form(factory(rng, False))
+        assert _keeps_nonfinite(form.outputs[0], form.inputs[0]), name
+
+
+@pytest.mark.parametrize(
+    "expr,counterexample",
+    [
+        (1 / (1 + sp.Symbol("x")), np.inf),  # 1 / inf = 0
+        (sp.Max(sp.Symbol("x"), 1), -np.inf),
+        (sp.sign(sp.Symbol("x")), np.inf),
+        (sp.exp(sp.Symbol("x")), -np.inf),
+    ],
+    ids=["division", "max", "sign", "exp"],
+)
+def test_operations_that_can_lose_a_non_finite_value_are_not_trusted(expr, counterexample):
+    x = sp.Symbol("x")
+    assert not _keeps_nonfinite(expr, x)
+    with np.errstate(all="ignore"):
+        value = sp.lambdify(x, expr, "numpy")(np.float64(counterexample))
+    assert np.isfinite(value), "the counterexample must really lose the non-finite value"
+
+
+def test_pieces_cover_every_job_once_and_errors_reach_the_caller():
+    seen = []
+    lock = threading.Lock()
+
+    def record(lo, hi):
+        with lock:
+            seen.extend(range(lo, hi))
+
+    for jobs in (1, 2, 7, 1000):
+        seen.clear()
+        run_in_pieces(record, jobs)
+        assert sorted(seen) == list(range(jobs))
+
+    def fail(lo, hi):
+        if lo <= 500 < hi:
+            raise ValueError("piece 500")
+
+    with pytest.raises(ValueError, match="piece 500"):
+        run_in_pieces(fail, 1000)
+
+
+def test_an_unbounded_threshold_is_allowed_and_nan_is_refused():
+    problem = ck.Problem("x**2/2")
+    trace = ck.run(problem, ck.optim.gd(np.array([0.5, 1e200])), [1e300], 5, threshold=np.inf)
+    np.testing.assert_array_equal(trace.diverged_at, [-1, 1])
+    with pytest.raises(ValueError, match=r"threshold=nan .*\(0\.0, inf\]"):
+        ck.run(problem, ck.optim.gd(0.1), [1.0], 5, threshold=float("nan"))

@@ -1104,7 +1104,7 @@ def test_symbolic_newton_on_the_scalar_model():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: optim.gd(-0.1), r"lr=-0\.1 .*\[0\.0, inf\]"),
+        (lambda: optim.gd(-0.1), r"lr=-0\.1 .*\[0\.0, inf\)"),
         (lambda: optim.momentum(0.1, 1.5), r"beta=1\.5"),
         (lambda: optim.momentum(0.1, np.array([0.5, 2.0])), r"beta=.*2\.0"),
         (lambda: optim.delayed_gd(0.1, -1), r"tau=-1"),

@@ -247,7 +247,7 @@ def test_batch_of_schedules_equals_single_schedules():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: schedules.constant(-1.0), r"lr=-1\.0 .*\[0\.0, inf\]"),
+        (lambda: schedules.constant(-1.0), r"lr=-1\.0 .*\[0\.0, inf\)"),
         (lambda: schedules.factor(1.5), r"factor=1\.5 .*\(0\.0, 1\.0\]"),
         (lambda: schedules.factor(0.0), r"factor=0\.0"),
         (lambda: schedules.factor(0.9, base_lr=np.array([0.1, -0.2])), r"base_lr=.*-0\.2"),

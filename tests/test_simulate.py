@@ -658,7 +658,7 @@ def test_other_bad_arguments_are_named():
     check(r"optimizer='gd' .*an Optimizer", optimizer="gd")
     check(r"record='everything' .*'all', 'loss', 'final'", record="everything")
     check(r"record=\[3, 1\] .*strictly increasing", record=[3, 1])
-    check(r"noise=-1.0 .*\[0.0, inf\]", noise=-1.0)
+    check(r"noise=-1.0 .*\[0.0, inf\)", noise=-1.0)
     check(r"seed=-2 .*non-negative integer", noise=1.0, seed=-2)
     check(r"batch=3 .*2, the number of rows", x0=[[1.0, 1.0], [2.0, 2.0]], batch=3)
     check(

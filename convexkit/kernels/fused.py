@@ -36,7 +36,9 @@ import numbers
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,8 @@ __all__ = [
     "cache_dir",
     "fused_trajectories",
     "fused_update",
+    "pre_table",
+    "run_in_pieces",
     "update_form",
 ]
 
@@ -58,6 +62,60 @@ try:
     import numba  # noqa: F401
 except ImportError:  # pragma: no cover - numba is in the test extra
     numba = None
+
+
+# Kernels are serial and release the GIL; a pool of threads runs pieces of one call. (numba's
+# parallel=True does the same from inside, but compiling its parallel loops costs seconds.)
+_JIT = '@numba.njit(cache=True, nogil=True, error_model="numpy")'
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # a forked child inherits the pool object but not its threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run_in_pieces(call: Callable[[int, int], None], jobs: int, serial_below: int = 2) -> None:
+    """Run ``call(lo, hi)`` over ``range(jobs)`` in contiguous pieces on numba's thread count.
+
+    The calling thread takes pieces too; a few pieces per thread balance uneven work (blocks of
+    trajectories that diverge and are replayed). Fewer than ``serial_below`` jobs run inline.
+    """
+    global _POOL
+    threads = min(numba.get_num_threads() if numba is not None else 1, jobs)
+    if threads <= 1 or jobs < serial_below:
+        call(0, jobs)
+        return
+    n_pieces = min(jobs, 4 * threads)
+    bounds = [jobs * i // n_pieces for i in range(n_pieces + 1)]
+    pieces = iter(zip(bounds[:-1], bounds[1:], strict=True))
+    taking = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with taking:
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            call(*piece)
+
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        pool = _POOL
+    helpers = [pool.submit(work) for _ in range(threads - 1)]
+    try:
+        work()
+    finally:
+        # the arrays stay in use until every piece is done, whatever raised
+        for helper in helpers:
+            helper.result()
 
 
 def cache_dir() -> Path:
@@ -251,6 +309,35 @@ _RELATIONS = {
 }
 
 
+class _Python:
+    """How :class:`_Program` spells operations in a numba kernel (``F``: the kernel's float
+    type, ``D``: float64; both are numba type objects called as conversions)."""
+
+    true = "True"
+
+    def cast(self, name: str) -> str:
+        return f"F({name})"
+
+    def number(self, value: float) -> str:
+        return f"D({value!r})"
+
+    def one(self, narrow: bool) -> str:
+        return "F(1.0)" if narrow else "D(1.0)"
+
+    def assign(self, name: str, code: str, narrow: bool) -> str:
+        return f"{name} = {code}"
+
+    def call(self, function: str, *args: str) -> str:
+        names = {"sqrt": "math.sqrt", "abs": "abs", **{f: f"math.{f}" for f in _MATH}}
+        return f"{names.get(function, function)}({', '.join(args)})"
+
+    def power(self, base: str, exponent: str) -> str:
+        return f"{base} ** {exponent}"
+
+    def select(self, condition: str, then: str, otherwise: str) -> str:
+        return f"({then} if {condition} else {otherwise})"
+
+
 class _Program:
     """Straight-line code for a set of expressions: one assignment per distinct subtree.
 
@@ -262,13 +349,15 @@ class _Program:
     ``narrow`` symbols (array values: elements, array hyperparameters) is computed in float64,
     as Python would compute a scalar, and rounded to the kernel's type ``F`` where it meets an
     array value. Nodes that involve none of the ``loop`` symbols are kept apart in
-    ``hoisted``, to be computed outside the loop.
+    ``hoisted``, to be computed outside the loop. ``dialect`` spells the operations (numba's
+    Python by default, CUDA C++ for the CuPy kernels).
     """
 
-    def __init__(self, narrow: set, loop: set, prefix: str) -> None:
+    def __init__(self, narrow: set, loop: set, prefix: str, dialect: Any = None) -> None:
         self.narrow = narrow
         self.loop = loop
         self.prefix = prefix
+        self.dialect = dialect if dialect is not None else _Python()
         self.names: dict[Any, tuple[str, bool]] = {}
         self.hoisted: list[str] = []
         self.hoisted_nodes: list[tuple[str, Any, bool]] = []
@@ -277,7 +366,7 @@ class _Program:
     def __call__(self, expr: Any) -> str:
         """Emit ``expr`` and return the name holding its value in the kernel's type F."""
         name, is_narrow = self._emit(expr)
-        return name if is_narrow else f"F({name})"
+        return name if is_narrow else self.dialect.cast(name)
 
     def _emit(self, expr: Any) -> tuple[str, bool]:
         import sympy as sp
@@ -287,14 +376,14 @@ class _Program:
         if isinstance(expr, sp.Symbol):
             return expr.name, expr in self.narrow
         if expr.is_Number or expr in (sp.pi, sp.E):
-            return f"D({float(expr)!r})", False
+            return self.dialect.number(float(expr)), False
         if expr is sp.true:
-            return "True", False
+            return self.dialect.true, False
         is_narrow = bool(expr.free_symbols & self.narrow)
         code = self._code(expr, is_narrow)
         name = f"{self.prefix}{len(self.names)}"
         self.names[expr] = (name, is_narrow)
-        line = f"{name} = {code}"
+        line = self.dialect.assign(name, code, is_narrow)
         if expr.free_symbols & self.loop:
             self.inner.append(line)
         else:
@@ -304,7 +393,7 @@ class _Program:
 
     def _operand(self, expr: Any, narrow: bool) -> str:
         name, is_narrow = self._emit(expr)
-        return f"F({name})" if narrow and not is_narrow else name
+        return self.dialect.cast(name) if narrow and not is_narrow else name
 
     def _code(self, expr: Any, narrow: bool) -> str:
         import sympy as sp
@@ -312,7 +401,8 @@ class _Program:
         def op(e: Any) -> str:
             return self._operand(e, narrow)
 
-        one = "F(1.0)" if narrow else "D(1.0)"
+        spell = self.dialect
+        one = spell.one(narrow)
         if isinstance(expr, sp.Add):
             terms = [op(a) for a in expr.args]
             code = terms[0]
@@ -338,37 +428,37 @@ class _Program:
         if isinstance(expr, sp.Pow):
             base, exponent = expr.args
             if exponent == sp.Rational(1, 2):
-                return f"math.sqrt({op(base)})"
+                return spell.call("sqrt", op(base))
             if exponent == -1:
                 return f"{one} / {op(base)}"
             if exponent == 2:
                 b = op(base)
                 return f"{b} * {b}"
             if narrow:
-                return f"_power({op(base)}, {op(exponent)})"
-            return f"{op(base)} ** {op(exponent)}"
+                return spell.call("_power", op(base), op(exponent))
+            return spell.power(op(base), op(exponent))
         if isinstance(expr, sp.Abs):
-            return f"abs({op(expr.args[0])})"
+            return spell.call("abs", op(expr.args[0]))
         if isinstance(expr, sp.sign):
-            return f"_sign({op(expr.args[0])})"
+            return spell.call("_sign", op(expr.args[0]))
         if isinstance(expr, (sp.Max, sp.Min)):
             helper = "_maximum" if isinstance(expr, sp.Max) else "_minimum"
             args = [op(a) for a in expr.args]
             code = args[0]
             for a in args[1:]:
-                code = f"{helper}({code}, {a})"
+                code = spell.call(helper, code, a)
             return code
         if isinstance(expr, sp.Piecewise):
             *pieces, (last, _) = expr.args
             code = op(last)
             for value, condition in reversed(pieces):
-                code = f"({op(value)} if {self._emit(condition)[0]} else {code})"
+                code = spell.select(self._emit(condition)[0], op(value), code)
             return code
         name = type(expr).__name__
         if name in _RELATIONS:
             return f"{op(expr.lhs)} {_RELATIONS[name]} {op(expr.rhs)}"
         if name in _MATH:
-            return f"{_MATH[name]}({op(expr.args[0])})"
+            return spell.call(name, op(expr.args[0]))
         raise invalid(
             "expression",
             expr,
@@ -468,7 +558,7 @@ def _header(dtype: np.dtype, origin: str) -> str:
 # ---- elementwise update kernels ---------------------------------------------------------------
 
 
-def _update_program(form: UpdateForm) -> tuple[_Program, list[str]]:
+def _update_program(form: UpdateForm, dialect: Any = None) -> tuple[_Program, list[str]]:
     import sympy as sp
 
     arrays = {
@@ -476,7 +566,7 @@ def _update_program(form: UpdateForm) -> tuple[_Program, list[str]]:
         for h in form.hyper
         if isinstance(form.hyper_values.get(h), np.ndarray) or h in form.schedules
     }
-    program = _Program(set(form.inputs) | arrays, set(form.inputs), "c")
+    program = _Program(set(form.inputs) | arrays, set(form.inputs), "c", dialect)
     results = [program(out) for out in form.outputs]
     return program, results
 
@@ -488,13 +578,14 @@ def _update_source(form: UpdateForm, dtype: np.dtype) -> str:
     lines = [
         _header(dtype, f"optim.{form.name}"),
         "",
-        '@numba.njit(cache=True, parallel=True, error_model="numpy")',
-        f"def step_inplace({', '.join(a + '_a' for a in arrays)}, pre, chunk):",
+        _JIT,
+        f"def step_inplace({', '.join(a + '_a' for a in arrays)}, pre, chunk, job_lo, job_hi):",
         "    # pre: (n, rows) per-row values computed on the host: hyperparameters and the",
-        "    # terms that involve only them and the step",
+        "    # terms that involve only them and the step; runs jobs job_lo .. job_hi - 1 of",
+        "    # the rows * blocks pieces of ``chunk`` elements",
         "    rows, cols = x_a.shape",
         "    blocks = (cols + chunk - 1) // chunk",
-        "    for job in numba.prange(rows * blocks):",
+        "    for job in range(job_lo, job_hi):",
         "        r = job // blocks",
         "        start = (job % blocks) * chunk",
         "        stop = min(start + chunk, cols)",
@@ -521,6 +612,29 @@ def _narrow_names(form: UpdateForm) -> set[str]:
     }
 
 
+def pre_table(
+    form: UpdateForm, program: _Program, rows: int, step: int, dtype: np.dtype
+) -> np.ndarray:
+    """Per-row values of an update kernel at ``step``: the hyperparameters, then the hoisted
+    terms of ``program``, computed on the host as the plain path computes them; shape
+    (n, rows), float64 (array hyperparameters rounded to ``dtype`` first, as NumPy does)."""
+    env: dict[str, Any] = {"t": step}
+    for name in form.hyper:
+        value = form.schedules[name](step) if name in form.schedules else form.hyper_values[name]
+        if isinstance(value, np.ndarray) or name in form.schedules:
+            value = np.asarray(value, dtype=dtype)
+            if value.ndim and value.shape[0] not in (1, rows):
+                raise invalid(name, f"<array {value.shape}>", f"a scalar or shape ({rows},)")
+        env[name] = value
+    memo: dict = {}
+    values = [env[h] for h in form.hyper]
+    values += [_host_value(expr, env, memo) for _, expr, _ in program.hoisted_nodes]
+    table = np.empty((max(1, len(values)), rows), dtype=np.float64)
+    for i, value in enumerate(values):
+        table[i] = value
+    return table
+
+
 class FusedUpdate:
     """A fused, in-place elementwise update for one optimizer (NumPy arrays, float32/64).
 
@@ -541,34 +655,18 @@ class FusedUpdate:
         return self._modules[key].step_inplace
 
     def pre_table(self, rows: int, step: int, dtype: np.dtype) -> np.ndarray:
-        """Per-row values at ``step``: the hyperparameters, then the hoisted terms, computed
-        on the host as the plain path computes them; shape (n, rows), float64."""
-        env: dict[str, Any] = {"t": step}
-        for name in self.form.hyper:
-            value = (
-                self.form.schedules[name](step)
-                if name in self.form.schedules
-                else (self.form.hyper_values[name])
-            )
-            if isinstance(value, np.ndarray) or name in self.form.schedules:
-                value = np.asarray(value, dtype=dtype)
-                if value.ndim and value.shape[0] not in (1, rows):
-                    raise invalid(name, f"<array {value.shape}>", f"a scalar or shape ({rows},)")
-            env[name] = value
-        memo: dict = {}
-        values = [env[h] for h in self.form.hyper]
-        values += [_host_value(expr, env, memo) for _, expr, _ in self._program.hoisted_nodes]
-        table = np.empty((max(1, len(values)), rows), dtype=np.float64)
-        for i, value in enumerate(values):
-            table[i] = value
-        return table
+        """Per-row values at ``step`` (see :func:`pre_table`)."""
+        return pre_table(self.form, self._program, rows, step, dtype)
 
     def step_inplace(
         self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, chunk: int = 4096
     ) -> None:
         """Overwrite ``x`` and the arrays of ``state`` with their values after one step."""
-        rows = x.shape[0]
-        self._kernel(x.dtype)(x, grad, *state, self.pre_table(rows, step, x.dtype), chunk)
+        rows, cols = x.shape
+        kernel = self._kernel(x.dtype)
+        pre = self.pre_table(rows, step, x.dtype)
+        jobs = rows * -(-cols // chunk)
+        run_in_pieces(lambda lo, hi: kernel(x, grad, *state, pre, chunk, lo, hi), jobs, 16)
 
     def update(
         self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, oracle: Any = None
@@ -595,7 +693,37 @@ def fused_update(optimizer: Any) -> tuple[FusedUpdate | None, str]:
 # ---- whole-trajectory kernels -----------------------------------------------------------------
 
 
-def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
+def _keeps_nonfinite(expr: Any, leaf: Any) -> bool:
+    """Whether ``expr`` is non-finite whenever ``leaf`` is, in IEEE arithmetic as the kernels
+    compute it: ``leaf`` is reached through sums, factors of products, positive constant
+    powers and abs only (inf + finite = inf, inf + -inf = NaN, inf * 0 = NaN, NaN sticks).
+    Division by, max/min with, sign of, exp of or a branch on ``leaf`` may lose it."""
+    import sympy as sp
+
+    if expr == leaf:
+        return True
+    if isinstance(expr, sp.Add):
+        return any(_keeps_nonfinite(a, leaf) for a in expr.args)
+    if isinstance(expr, sp.Mul):
+        return any(
+            _keeps_nonfinite(a, leaf)
+            for a in expr.args
+            if not (isinstance(a, sp.Pow) and a.exp == -1)
+        )
+    if isinstance(expr, sp.Pow):
+        exponent = expr.exp
+        return bool(exponent.is_Number and exponent > 0) and _keeps_nonfinite(expr.base, leaf)
+    if isinstance(expr, sp.Abs):
+        return _keeps_nonfinite(expr.args[0], leaf)
+    return False
+
+
+def _trajectory_source(
+    form: UpdateForm, problem: Any, dtype: np.dtype, check_span_end: bool = False
+) -> str:
+    """Source of the trajectory kernel. ``check_span_end``: divergence means only "became
+    non-finite" and the x update keeps non-finite values (:func:`_keeps_nonfinite`), so the
+    unrolled pass tests the iterate once per span instead of after every step."""
     import sympy as sp
     from sympy.core.parameters import evaluate
 
@@ -648,17 +776,17 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
     lines = [
         _header(dtype, f"optim.{form.name} on f = {problem.expr}"),
         "",
-        '@numba.njit(cache=True, parallel=True, error_model="numpy")',
+        _JIT,
         f"def trajectories(x_a{state_args}, hyper, sched, params, steps, rows_of,",
-        "                 loss_out, x_out, threshold, diverged_at, block):",
+        "                 loss_out, x_out, threshold, diverged_at, block, b_lo, b_hi):",
         "    # x_a and the state arrays are (d, B), updated in place; hyper (n, B); params (p, B);",
         "    # sched (n_scheduled, steps) holds the scheduled hyperparameters' values per step;",
         "    # rows_of[t] is the output row of step t, or -1 where step t is not recorded",
+        "    # runs blocks b_lo .. b_hi - 1 of ``block`` trajectories",
         "    batch = x_a.shape[1]",
-        "    blocks = (batch + block - 1) // block",
         "    keep_x = x_out.shape[0] > 0",
         "    keep_loss = loss_out.shape[0] > 0",
-        "    for b in numba.prange(blocks):",
+        "    for b in range(b_lo, b_hi):",
         "        lo = b * block",
         "        n = min(lo + block, batch) - lo",
         "        # one contiguous 1-D array per coordinate, indexed from 0, so the loop over",
@@ -672,8 +800,8 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
     inside0 = " and ".join(f"abs(xb{k}[j]) <= threshold" for k in range(d))
     # divergence bookkeeping in float arrays: masks of bools or ints stop LLVM vectorizing
     lines += [
-        "        dead = np.zeros(n, dtype=x_a.dtype)",
-        "        at = np.full(n, -1.0)",
+        "        dead = np.empty(n, dtype=x_a.dtype)",
+        "        at = np.empty(n, dtype=np.float64)",
         "        for j in range(n):",
         f"            bad = not ({inside0})",
         "            dead[j] = 1.0 if bad else 0.0",
@@ -742,7 +870,8 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
                 out.append(f"{indent}{h} = {source}")
         for name in state_names:
             out += [f"{indent}{name}_{k} = {name}b{k}[j]" for k in range(d)]
-        out.append(f"{indent}ever_j = 0.0")
+        if not check_span_end:
+            out.append(f"{indent}ever_j = 0.0")
         for u in range(span):
             out += [f"{indent}step = first + {u}", f"{indent}t = D(step)"]
             out += [f"{indent}{line}" for line in hoisted]
@@ -762,7 +891,14 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
                 out.append(f"{indent}x{k} = n{k}")
                 out += [f"{indent}{name}_{k} = m_{name}_{k}" for name in state_names]
             total = " + ".join(f"abs(n{k})" for k in range(d))
-            out.append(f"{indent}ever_j = ever_j + ({total})")
+            if not check_span_end:
+                out.append(f"{indent}ever_j = ever_j + ({total})")
+        if check_span_end:
+            # non-finite values stick: one test per span. A coordinate that became non-finite
+            # is still non-finite at the span's end, and a sum of |values| is non-finite if
+            # one is (or overflows: a false alarm)
+            out.append(f"{indent}# non-finite values stick: one test per span")
+            out.append(f"{indent}ever_j = {total}")
         out += [f"{indent}xb{k}[j] = x{k}" for k in range(d)]
         for name in state_names:
             out += [f"{indent}{name}b{k}[j] = {name}_{k}" for k in range(d)]
@@ -783,7 +919,7 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
     # its cost where nothing diverges.
     lines += [f"        s{name} = np.empty(n, dtype=x_a.dtype)" for name in saved]
     lines += [
-        "        ever = np.zeros(n, dtype=x_a.dtype)",
+        "        ever = np.empty(n, dtype=x_a.dtype)",
         "        redo = np.empty(n, dtype=np.int64)",
         "        chunk = 64",
         "        for c0 in range(0, steps, chunk):",
@@ -856,10 +992,11 @@ def _trajectory_source(form: UpdateForm, problem: Any, dtype: np.dtype) -> str:
         "                        j = redo[jj]",
     ]
     lines += record("                        ", "row")
-    lines += [f"        x_a[{k}, lo:lo + n] = xb{k}" for k in range(d)]
-    for name in state_names:
-        lines += [f"        {name}_a[{k}, lo:lo + n] = {name}b{k}" for k in range(d)]
+    # element loops, not slice assignment: numba compiles the latter for seconds
     lines.append("        for j in range(n):")
+    lines += [f"            x_a[{k}, lo + j] = xb{k}[j]" for k in range(d)]
+    for name in state_names:
+        lines += [f"            {name}_a[{k}, lo + j] = {name}b{k}[j]" for k in range(d)]
     lines.append("            diverged_at[lo + j] = np.int64(at[j])")
     return "\n".join(lines) + "\n"
 
@@ -897,7 +1034,9 @@ def fused_trajectories(
         Whether to keep iterates and losses at the recorded steps.
     threshold : float
         A trajectory whose coordinates leave [-threshold, threshold] or become non-finite is
-        frozen from then on, as in :func:`convexkit.simulate.run`.
+        frozen from then on, as in :func:`convexkit.simulate.run`; ``inf`` freezes only those
+        that become non-finite (and lets the kernel test each trajectory once per unrolled
+        span where the update keeps non-finite values non-finite).
     block : int
         Trajectories per block kept in cache while every step is taken.
 
@@ -923,8 +1062,12 @@ def fused_trajectories(
     missing = [p.name for p in problem.params if p.name not in values]
     if missing:
         return None, f"parameters without values: {missing}"
+    largest = float(np.finfo(dtype).max)
+    threshold = min(float(threshold), largest)  # inf: |x| <= largest holds for finite x only
+    x_symbol = form.inputs[0]
+    check_span_end = threshold == largest and _keeps_nonfinite(form.outputs[0], x_symbol)
     kernel = _load_module(
-        _trajectory_source(form, problem, dtype), f"traj_{form.name}"
+        _trajectory_source(form, problem, dtype, check_span_end), f"traj_{form.name}"
     ).trajectories
     param_table = np.empty((max(1, len(problem.params)), batch), dtype=dtype)
     for i, p in enumerate(problem.params):
@@ -951,20 +1094,26 @@ def fused_trajectories(
         np.array(np.asarray(s).T, dtype=dtype, order="C", copy=True) for s in optimizer.init(x0)
     )
     diverged_at = np.full(batch, -1, dtype=np.int64)
-    kernel(
-        x_t,
-        *states,
-        hyper,
-        sched,
-        param_table,
-        steps,
-        rows_of,
-        loss_out,
-        x_out,
-        float(threshold),
-        diverged_at,
-        block,
-    )
+
+    def blocks(lo: int, hi: int) -> None:
+        kernel(
+            x_t,
+            *states,
+            hyper,
+            sched,
+            param_table,
+            steps,
+            rows_of,
+            loss_out,
+            x_out,
+            float(threshold),
+            diverged_at,
+            block,
+            lo,
+            hi,
+        )
+
+    run_in_pieces(blocks, -(-batch // block))
     result = {
         "x": x_t.T.copy(),
         "state": tuple(s.T.copy() for s in states),

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backend import array_namespace, asarray, device_of, is_symbolic
-from ..errors import invalid
+from ..errors import interval_text, invalid
 
 __all__ = ["Optimizer", "check_hyperparameter", "hyperparameter"]
 
@@ -92,11 +92,7 @@ def check_hyperparameter(
         raise invalid(name, value, "a real number")
     if isinstance(value, numbers.Real) or isinstance(value, (np.ndarray, list, tuple)):
         array = np.asarray(value, dtype=float)
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        interval = (
-            f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        )
+        interval = interval_text(low, high, low_open, high_open)
         bad = ~np.isfinite(array)
         if low is not None:
             bad |= (array < low) | ((array == low) if low_open else False)
