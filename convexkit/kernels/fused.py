@@ -659,14 +659,14 @@ class FusedUpdate:
         return pre_table(self.form, self._program, rows, step, dtype)
 
     def step_inplace(
-        self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, chunk: int = 4096
+        self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, chunk: int = 65536
     ) -> None:
         """Overwrite ``x`` and the arrays of ``state`` with their values after one step."""
         rows, cols = x.shape
         kernel = self._kernel(x.dtype)
         pre = self.pre_table(rows, step, x.dtype)
         jobs = rows * -(-cols // chunk)
-        run_in_pieces(lambda lo, hi: kernel(x, grad, *state, pre, chunk, lo, hi), jobs, 16)
+        run_in_pieces(lambda lo, hi: kernel(x, grad, *state, pre, chunk, lo, hi), jobs)
 
     def update(
         self, x: np.ndarray, grad: np.ndarray, state: tuple, step: int, oracle: Any = None
