@@ -306,3 +306,33 @@ def test_run_on_the_device_takes_the_trajectory_kernel():
     np.testing.assert_array_equal(cupy.asnumpy(fused.x), cupy.asnumpy(plain.x))
     noisy = ck.run(problem, optimizer, x0, 30, params={"lam": 1.0}, noise=0.1, seed=0)
     assert noisy.info["path"] == "fused-update"
+
+
+@needs_gxx
+def test_every_operation_the_printer_knows_matches_numpy_in_cuda_text():
+    # piecewise, relations, max/min with NaN, sign, powers and non-finite constants, through
+    # an elementwise kernel built from the printer's CUDA dialect
+    from convexkit.kernels.cuda import PREAMBLE, _Cuda
+    from convexkit.kernels.fused import _Program
+
+    x = sp.Symbol("x", real=True)
+    expr = (
+        sp.Piecewise((x**3, x > 1), (sp.Max(x, -2) + sp.Min(x, sp.oo), True))
+        + sp.sign(x) * abs(x) ** sp.Rational(1, 2)
+        + 1 / (1 + x**2)
+        + sp.Piecewise((sp.oo, x > 10), (sp.nan, x < -10), (0, True))
+    )
+    program = _Program({x}, {x}, "c", _Cuda("double"))
+    result = program(expr)
+    kernel = HostElementwiseKernel(
+        "float64 x_in",
+        "float64 y",
+        "\n".join(["const double x = x_in;", *program.hoisted, *program.inner, f"y = {result};"]),
+        "printer_check",
+        preamble=PREAMBLE,
+        options=CUDA_OPTIONS,
+    )
+    values = np.array([-30.0, -3.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0, 20.0, np.inf, -np.inf, np.nan])
+    with np.errstate(all="ignore"):
+        expected = sp.lambdify(x, expr, "numpy")(values)
+    np.testing.assert_array_equal(kernel(values), expected)

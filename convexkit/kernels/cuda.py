@@ -82,10 +82,11 @@ class _Cuda:
         return f"(({self.ctype})({name}))"
 
     def number(self, value: float) -> str:
+        # NVRTC has no <cmath>, so no INFINITY or NAN macros: IEEE division makes them
         if value != value:
-            return "((double)NAN)"
+            return "(0.0 / 0.0)"
         if value in (np.inf, -np.inf):
-            return "((double)INFINITY)" if value > 0 else "(-(double)INFINITY)"
+            return "(1.0 / 0.0)" if value > 0 else "(-1.0 / 0.0)"
         text = repr(float(value))
         return f"({text})" if text.startswith("-") else text
 
