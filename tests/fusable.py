@@ -3,6 +3,8 @@ the generated kernels (numba and CUDA) are checked on."""
 
 from __future__ import annotations
 
+import sympy as sp
+
 import convexkit as ck
 
 ROWS = 3
@@ -30,3 +32,9 @@ FUSABLE = {
     "yogi": lambda r, a: ck.optim.yogi(_uniform(r, 0.0, 1.0, a)),
     "amsgrad": lambda r, a: ck.optim.amsgrad(_uniform(r, 0.0, 1.0, a)),
 }
+
+
+def quadratic_problem() -> ck.Problem:
+    """f = lam x^2 / 2 with lam a parameter: one curvature per trajectory."""
+    lam = sp.Symbol("lam", positive=True)
+    return ck.Problem(lam * sp.Symbol("x") ** 2 / 2, params=[lam])

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-from fusable import FUSABLE, ROWS
+from fusable import FUSABLE, ROWS, quadratic_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -230,11 +230,6 @@ def test_cuda_kernels_on_the_device_equal_the_array_path(name):
     _compare(name, np.float32, False, 1, cupy.ElementwiseKernel, cupy.asarray, cupy.asnumpy)
 
 
-def _quadratic_problem():
-    lam = sp.Symbol("lam", positive=True)
-    return ck.Problem(lam * sp.Symbol("x") ** 2 / 2, params=[lam])
-
-
 @needs_gxx
 @pytest.mark.parametrize("name", sorted(FUSABLE))
 @pytest.mark.parametrize("threshold", [1e3, np.inf])
@@ -249,7 +244,7 @@ def test_cuda_trajectories_equal_the_array_path_bit_for_bit(name, threshold, see
     x0[:2, 0] = [np.nan, np.inf]
     chosen = [0, 1, 99, 200]
     result, reason = cuda_trajectories(
-        _quadratic_problem(),
+        quadratic_problem(),
         optimizer,
         x0,
         steps,
@@ -260,7 +255,7 @@ def test_cuda_trajectories_equal_the_array_path_bit_for_bit(name, threshold, see
     )
     assert reason == "fused", reason
     trace = ck.run(
-        _quadratic_problem(),
+        quadratic_problem(),
         optimizer,
         x0,
         steps,
@@ -297,7 +292,7 @@ def test_cuda_and_cpu_trajectory_kernels_agree_on_a_two_dimensional_problem():
 
 def test_run_on_the_device_takes_the_trajectory_kernel():
     cupy = _device_factory()
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     optimizer = ck.optim.momentum(np.linspace(0.1, 3.9, 256), 0.9)
     x0 = cupy.ones((256, 1))
     fused = ck.run(problem, optimizer, x0, 300, params={"lam": 1.0})

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 import sympy as sp
-from fusable import FUSABLE, ROWS
+from fusable import FUSABLE, ROWS, quadratic_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,13 +107,8 @@ def test_schedules_become_per_step_values():
     np.testing.assert_array_equal(x_fused, x)
 
 
-def _quadratic_problem():
-    lam = sp.Symbol("lam", positive=True)
-    return ck.Problem(lam * sp.Symbol("x") ** 2 / 2, params=[lam])
-
-
 def test_trajectories_equal_the_plain_loop_bit_for_bit():
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     rng = np.random.default_rng(1)
     batch, steps = 600, 40
     eta, beta, lam = rng.uniform(0, 3, batch), rng.uniform(0, 1, batch), rng.uniform(0.5, 2, batch)
@@ -135,7 +130,7 @@ def test_trajectories_equal_the_plain_loop_bit_for_bit():
 
 
 def test_trajectories_record_the_chosen_steps():
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     optimizer = ck.optim.gd(0.1)
     x0 = np.ones((5, 1))
     result, _ = fused_trajectories(
@@ -153,7 +148,7 @@ def test_trajectories_record_the_chosen_steps():
 
 
 def test_trajectories_freeze_where_they_diverge():
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     optimizer = ck.optim.gd(np.array([0.5, 2.5, 3.0]))
     x0 = np.ones((3, 1))
     result, _ = fused_trajectories(
@@ -171,7 +166,7 @@ def test_trajectories_freeze_exactly_across_many_unrecorded_steps(threshold):
     # long stretches without records run fast and are replayed where a trajectory leaves
     # the box: transient excursions of momentum, overflow to inf and NaN, trajectories near
     # the threshold, non-finite starting points; the array path is the reference
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     rng = np.random.default_rng(3)
     batch, steps = 300, 700
     eta, beta = rng.uniform(0, 4.5, batch), rng.uniform(0, 1, batch)
@@ -230,7 +225,7 @@ def test_trajectories_without_a_bound_freeze_where_they_become_non_finite(name, 
     lam = rng.uniform(0.5, 2, batch) * 10.0 ** rng.integers(-1, 3, batch)
     x0 = rng.uniform(-3, 3, (batch, 1)) * 10.0 ** rng.integers(0, 200, (batch, 1))
     x0[:2, 0] = [np.nan, np.inf]
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     options = {"params": {"lam": lam}, "threshold": np.inf, "record": [0, 150, 300]}
     fused = ck.run(problem, optimizer, x0, steps, path="fused", **options)
     plain = ck.run(problem, optimizer, x0, steps, path="array", **options)
@@ -255,7 +250,7 @@ def test_trajectories_of_a_two_dimensional_problem_match_the_plain_path():
 
 
 def test_reasons_when_the_fused_path_does_not_apply():
-    problem = _quadratic_problem()
+    problem = quadratic_problem()
     optimizer = ck.optim.gd(0.1)
     _, reason = fused_trajectories(
         problem, optimizer, np.ones((2, 1), dtype=np.int64), 3, params={"lam": 1.0}

@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from .fused import UpdateForm, _update_program, pre_table, update_form
+from .fused import (
+    UpdateForm,
+    _trajectory_programs,
+    _trajectory_tables,
+    _update_program,
+    pre_table,
+    update_form,
+)
 
 __all__ = [
     "CUDA_OPTIONS",
@@ -234,45 +241,17 @@ def trajectory_source(form: UpdateForm, problem: Any, dtype: Any) -> str:
     coordinate beyond ``threshold`` (or not finite) keeps that iterate and is frozen.
     """
     import sympy as sp
-    from sympy.core.parameters import evaluate
-
-    from .fused import _Program
 
     name = np.dtype(dtype).name
     if name not in _CTYPES:
         raise ValueError(f"dtype={name!r} is not allowed: expected float32 or float64")
     ctype = _CTYPES[name]
-    spell = _Cuda(ctype)
-    variables, params = list(problem.variables), list(problem.params)
-    d = len(variables)
-    xs = sp.symbols(f"x0:{d}", real=True)
-    to_local = dict(zip(variables, xs, strict=True))
-    x, g, *states = form.inputs
-    state_names = [st.name for st in states]
-    state_symbols = {n: sp.symbols(f"{n}_0:{d}", real=True) for n in state_names}
-    arrays = {
-        sp.Symbol(h, real=True)
-        for h in form.hyper
-        if isinstance(form.hyper_values.get(h), np.ndarray)
-    }
-    element = {*xs, *sp.symbols(f"g0:{d}", real=True)}
-    element |= {sym for group in state_symbols.values() for sym in group}
-    narrow = element | arrays | set(params)
-    loop = element | {sp.Symbol(h, real=True) for h in form.hyper} | set(params)
-
-    gradient_program = _Program(narrow, loop, "q", spell)
-    gradient = [gradient_program(sp.sympify(gi).xreplace(to_local)) for gi in problem.gradient()]
-    step_program = _Program(narrow, loop, "u", spell)
-    updates = []
-    for k in range(d):
-        local = {x: xs[k], g: sp.Symbol(f"g{k}", real=True)}
-        local.update({st: state_symbols[st.name][k] for st in states})
-        with evaluate(False):
-            renamed = [out.xreplace(local) for out in form.outputs]
-        updates.append([step_program(out) for out in renamed])
-    value_program = _Program(narrow, loop, "v", spell)
-    value = value_program(sp.sympify(problem.expr).xreplace(to_local))
-    scheduled = [h for h in form.hyper if h in form.schedules]
+    programs = _trajectory_programs(form, problem, _Cuda(ctype))
+    d, params, state_names = programs.d, programs.params, programs.state_names
+    arrays, scheduled = programs.arrays, programs.scheduled
+    gradient_program, gradient = programs.gradient_program, programs.gradient
+    step_program, updates = programs.step_program, programs.updates
+    value_program, value = programs.value_program, programs.value
 
     state_args = "".join(f", {ctype}* {n}_a" for n in state_names)
     lines = [
@@ -389,21 +368,8 @@ def cuda_trajectories(
     if kernel is None:
         kernel = kernel_factory(source, "trajectories", options=CUDA_OPTIONS)
         _TRAJECTORY_KERNELS[source] = kernel
-    param_table = np.empty((max(1, len(problem.params)), batch), dtype=dtype)
-    for i, p in enumerate(problem.params):
-        param_table[i] = np.asarray(_host(values[p.name]), dtype=dtype)
-    hyper = np.zeros((max(1, len(form.hyper)), batch), dtype=np.float64)
-    scheduled = [h for h in form.hyper if h in form.schedules]
-    sched = np.zeros((max(1, len(scheduled)), max(1, steps)), dtype=np.float64)
-    for i, h in enumerate(form.hyper):
-        if h in form.schedules:
-            sched[scheduled.index(h)] = np.asarray(form.schedules[h](np.arange(steps)))
-        else:
-            hyper[i] = np.asarray(_host(form.hyper_values[h]), dtype=np.float64)
-    chosen = np.arange(steps + 1) if record_steps is None else np.asarray(record_steps, dtype=int)
-    rows_of = np.full(steps + 1, -1, dtype=np.int64)
-    rows_of[chosen] = np.arange(chosen.size)
-    n_rec = int(chosen.size)
+    tables = _trajectory_tables(problem, form, values, batch, dtype, steps, record_steps)
+    n_rec = tables.n_rec
     with x0.device if on_gpu else contextlib.nullcontext():
         # (d, B) copies: the kernel works in place and must never touch the caller's arrays
         x_t = module.array(x0.T, order="C", copy=True)
@@ -414,11 +380,11 @@ def cuda_trajectories(
         args = (
             x_t,
             *states,
-            module.asarray(hyper),
-            module.asarray(sched),
-            module.asarray(param_table),
+            module.asarray(tables.hyper),
+            module.asarray(tables.sched),
+            module.asarray(tables.params),
             np.int64(steps),
-            module.asarray(rows_of),
+            module.asarray(tables.rows_of),
             loss_out,
             x_out,
             np.int32(keep_loss),
@@ -439,9 +405,3 @@ def cuda_trajectories(
 
 
 _TRAJECTORY_KERNELS: dict[str, Any] = {}
-
-
-def _host(value: Any) -> Any:
-    if hasattr(value, "get") and not isinstance(value, np.ndarray):
-        return value.get()
-    return value

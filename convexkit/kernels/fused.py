@@ -718,12 +718,28 @@ def _keeps_nonfinite(expr: Any, leaf: Any) -> bool:
     return False
 
 
-def _trajectory_source(
-    form: UpdateForm, problem: Any, dtype: np.dtype, check_span_end: bool = False
-) -> str:
-    """Source of the trajectory kernel. ``check_span_end``: divergence means only "became
-    non-finite" and the x update keeps non-finite values (:func:`_keeps_nonfinite`), so the
-    unrolled pass tests the iterate once per span instead of after every step."""
+@dataclass
+class _TrajectoryPrograms:
+    """One step of every coordinate of a Problem, printed: gradient (names ``g{k}``), update
+    (``updates[k]``: x's new value, then each state entry's) and the objective's value, over
+    locals ``x{k}``, ``{state}_{k}``, the hyperparameters, the problem's parameters and ``t``."""
+
+    d: int
+    params: list
+    state_names: list[str]
+    arrays: set
+    scheduled: list[str]
+    gradient_program: _Program
+    gradient: list[str]
+    step_program: _Program
+    updates: list[list[str]]
+    value_program: _Program
+    value: str
+
+
+def _trajectory_programs(
+    form: UpdateForm, problem: Any, dialect: Any = None
+) -> _TrajectoryPrograms:
     import sympy as sp
     from sympy.core.parameters import evaluate
 
@@ -747,9 +763,9 @@ def _trajectory_source(
     narrow = element | arrays | set(params)
     loop = element | set(hyper) | set(params)
 
-    gradient_program = _Program(narrow, loop, "q")
+    gradient_program = _Program(narrow, loop, "q", dialect)
     gradient = [gradient_program(sp.sympify(gi).xreplace(to_local)) for gi in problem.gradient()]
-    step_program = _Program(narrow, loop, "u")
+    step_program = _Program(narrow, loop, "u", dialect)
     updates = []
     for k in range(d):
         local = {x: xs[k], g: gs[k]}
@@ -757,8 +773,82 @@ def _trajectory_source(
         with evaluate(False):  # keep the traced grouping while renaming
             renamed = [out.xreplace(local) for out in form.outputs]
         updates.append([step_program(out) for out in renamed])
-    value_program = _Program(narrow, loop, "v")
+    value_program = _Program(narrow, loop, "v", dialect)
     value = value_program(sp.sympify(problem.expr).xreplace(to_local))
+    return _TrajectoryPrograms(
+        d,
+        params,
+        state_names,
+        arrays,
+        [h for h in form.hyper if h in form.schedules],
+        gradient_program,
+        gradient,
+        step_program,
+        updates,
+        value_program,
+        value,
+    )
+
+
+@dataclass
+class _TrajectoryTables:
+    """Host arrays of a trajectory kernel: the problem's parameters (n_params, B) in the
+    kernel's dtype; hyperparameters (n_hyper, B) and scheduled ones per step (n_scheduled,
+    steps) in float64 (scalars stay float64 as Python scalars do; array values are rounded
+    in the kernel); ``rows_of`` (steps + 1,), the output row of each step or -1."""
+
+    params: np.ndarray
+    hyper: np.ndarray
+    sched: np.ndarray
+    rows_of: np.ndarray
+    n_rec: int
+
+
+def _trajectory_tables(
+    problem: Any,
+    form: UpdateForm,
+    values: dict[str, Any],
+    batch: int,
+    dtype: np.dtype,
+    steps: int,
+    record_steps: Any,
+) -> _TrajectoryTables:
+    def host(value: Any) -> Any:
+        # CuPy arrays among the values: NumPy does not convert them implicitly
+        return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
+
+    param_table = np.empty((max(1, len(problem.params)), batch), dtype=dtype)
+    for i, p in enumerate(problem.params):
+        param_table[i] = np.asarray(host(values[p.name]), dtype=dtype)
+    hyper = np.zeros((max(1, len(form.hyper)), batch), dtype=np.float64)
+    scheduled = [h for h in form.hyper if h in form.schedules]
+    sched = np.zeros((max(1, len(scheduled)), max(1, steps)), dtype=np.float64)
+    t = np.arange(steps)
+    for i, h in enumerate(form.hyper):
+        if h in form.schedules:
+            sched[scheduled.index(h)] = np.asarray(form.schedules[h](t), dtype=np.float64)
+        else:
+            hyper[i] = np.asarray(host(form.hyper_values[h]), dtype=np.float64)
+    chosen = np.arange(steps + 1) if record_steps is None else np.asarray(record_steps, dtype=int)
+    rows_of = np.full(steps + 1, -1, dtype=np.int64)
+    rows_of[chosen] = np.arange(chosen.size)
+    return _TrajectoryTables(param_table, hyper, sched, rows_of, int(chosen.size))
+
+
+def _trajectory_source(
+    form: UpdateForm, problem: Any, dtype: np.dtype, check_span_end: bool = False
+) -> str:
+    """Source of the trajectory kernel. ``check_span_end``: divergence means only "became
+    non-finite" and the x update keeps non-finite values (:func:`_keeps_nonfinite`), so the
+    unrolled pass tests the iterate once per span instead of after every step."""
+    import sympy as sp
+
+    programs = _trajectory_programs(form, problem)
+    d, params, state_names = programs.d, programs.params, programs.state_names
+    arrays = programs.arrays
+    gradient_program, gradient = programs.gradient_program, programs.gradient
+    step_program, updates = programs.step_program, programs.updates
+    value_program, value = programs.value_program, programs.value
 
     def load(indent: str) -> list[str]:
         out = [f"{indent}x{k} = xb{k}[j]" for k in range(d)]
@@ -772,7 +862,7 @@ def _trajectory_source(
         return out + [f"{indent}    x_out[{row}, lo + j, {k}] = x{k}" for k in range(d)]
 
     state_args = "".join(f", {n}_a" for n in state_names)
-    scheduled = [h for h in form.hyper if h in form.schedules]
+    scheduled = programs.scheduled
     lines = [
         _header(dtype, f"optim.{form.name} on f = {problem.expr}"),
         "",
@@ -907,7 +997,7 @@ def _trajectory_source(
 
     # steps unrolled per pass over the block: fewer loads and stores per update, bounded so
     # the source (and the compile time) of a large problem does not grow much
-    size = len(hoisted + gradient_program.inner + step_program.inner) + d * (3 + len(states))
+    size = len(hoisted + gradient_program.inner + step_program.inner) + d * (3 + len(state_names))
     span = 4
     while span > 1 and span * size > 96:
         span //= 2
@@ -1069,23 +1159,8 @@ def fused_trajectories(
     kernel = _load_module(
         _trajectory_source(form, problem, dtype, check_span_end), f"traj_{form.name}"
     ).trajectories
-    param_table = np.empty((max(1, len(problem.params)), batch), dtype=dtype)
-    for i, p in enumerate(problem.params):
-        param_table[i] = np.asarray(values[p.name], dtype=dtype)
-    # scalars stay float64 as Python scalars do; array values are rounded in the kernel
-    hyper = np.empty((max(1, len(form.hyper)), batch), dtype=np.float64)
-    scheduled = [h for h in form.hyper if h in form.schedules]
-    sched = np.empty((max(1, len(scheduled)), max(1, steps)), dtype=np.float64)
-    t = np.arange(steps)
-    for i, h in enumerate(form.hyper):
-        if h in form.schedules:
-            sched[scheduled.index(h)] = np.asarray(form.schedules[h](t), dtype=np.float64)
-        else:
-            hyper[i] = np.asarray(form.hyper_values[h], dtype=np.float64)
-    chosen = np.arange(steps + 1) if record_steps is None else np.asarray(record_steps, dtype=int)
-    rows_of = np.full(steps + 1, -1, dtype=np.int64)
-    rows_of[chosen] = np.arange(chosen.size)
-    n_rec = chosen.size
+    tables = _trajectory_tables(problem, form, values, batch, dtype, steps, record_steps)
+    n_rec = tables.n_rec
     loss_out = np.empty((n_rec if keep_loss else 0, batch), dtype=dtype)
     x_out = np.empty((n_rec if keep_x else 0, batch, d), dtype=dtype)
     # (d, B) copies: the kernel works in place and must never touch the caller's arrays
@@ -1099,11 +1174,11 @@ def fused_trajectories(
         kernel(
             x_t,
             *states,
-            hyper,
-            sched,
-            param_table,
+            tables.hyper,
+            tables.sched,
+            tables.params,
             steps,
-            rows_of,
+            tables.rows_of,
             loss_out,
             x_out,
             float(threshold),
