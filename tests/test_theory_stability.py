@@ -219,9 +219,11 @@ def test_delayed_gd_inside_contracts_outside_grows(seed, tau):
 def test_spectral_radius_is_the_measured_rate_on_random_quadratics(seed, name):
     """Random diagonal spectra and random stable hyperparameters: the measured rate of
     ||x_t|| never exceeds the largest spectral radius over the spectrum (asymptotic fit, 0.02)
-    and equals it where the dominant mode stands out (every other eigenvalue modulus below
-    0.9 of it) and the error takes at least ~100 steps to reach the float floor (radius >= 0.8),
-    so that the fit sees the asymptotic regime."""
+    where the error takes at least ~40 steps to reach the float floor (radius >= 0.5: a
+    shorter fit still sees the modes beat, up to 0.021 above the radius at radius 0.26), and
+    equals it where the dominant mode stands out (every other eigenvalue modulus below 0.9 of
+    it) and the error takes at least ~100 steps to reach the float floor (radius >= 0.8), so
+    that the fit sees the asymptotic regime."""
     rng = np.random.default_rng(seed)
     region = ck.stability_region(name)
     batch, dim = 128, 4
@@ -241,10 +243,11 @@ def test_spectral_radius_is_the_measured_rate_on_random_quadratics(seed, name):
     clear = others <= 0.9 * radius
     stable = radius < 0.995
     slow = radius >= 0.8  # at least ~100 steps before the float floor
+    fitted = radius >= 0.5  # at least ~40 steps before the float floor
     x0 = rng.choice([-1.0, 1.0], (batch, dim)) * rng.uniform(0.5, 1.5, (batch, dim))
     trace = ck.run(lambda x: lam * x, optimizer, x0, 800)
     measured = ck.empirical_rate(trace)
-    assert np.all(measured[stable] <= radius[stable] + 0.02)
+    assert np.all(measured[stable & fitted] <= radius[stable & fitted] + 0.02)
     gap = np.abs(measured - radius)[stable & clear & slow]
     assert np.all(gap < 0.02), gap.max()
     assert (stable & clear & slow).sum() >= 5

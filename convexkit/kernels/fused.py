@@ -947,10 +947,11 @@ def _trajectory_source(
         # ``span`` steps of trajectory j with its values in registers: loaded and stored
         # once, the unchanging hyperparameters and parameters loaded once; the loop over j
         # stays innermost, so it still vectorizes. Instead of a test per step, the sum of
-        # the |coordinates| over the span: a sum of non-negative terms is at least each
-        # term (rounding is monotone) and NaN sticks, so a span where some coordinate left
-        # [-threshold, threshold] or became NaN always fails "sum <= threshold" (no miss);
-        # a false alarm (large but bounded values) only costs an exact replay
+        # the |coordinates| over the chunk, tested once after it: a sum of non-negative
+        # terms is at least each term (rounding is monotone) and NaN sticks, so a chunk
+        # where some coordinate left [-threshold, threshold] or became NaN always fails
+        # "sum <= threshold" (no miss); a false alarm (large but bounded values) only
+        # costs an exact replay
         out = load(indent)
         for i, h in enumerate(form.hyper):
             if h not in form.schedules:
@@ -992,7 +993,10 @@ def _trajectory_source(
         out += [f"{indent}xb{k}[j] = x{k}" for k in range(d)]
         for name in state_names:
             out += [f"{indent}{name}b{k}[j] = {name}_{k}" for k in range(d)]
-        out.append(f"{indent}ever[j] = max(ever[j], 0.0 if ever_j <= threshold else 1.0)")
+        if check_span_end:
+            out.append(f"{indent}ever[j] = max(ever[j], 0.0 if ever_j <= threshold else 1.0)")
+        else:
+            out.append(f"{indent}ever[j] = ever[j] + ever_j")
         return out
 
     # steps unrolled per pass over the block: fewer loads and stores per update, bounded so
@@ -1027,6 +1031,11 @@ def _trajectory_source(
         "                    for j in range(n):",
     ]
     lines += unrolled("                        ", span)
+    if not check_span_end:
+        lines += [
+            "                for j in range(n):",
+            "                    ever[j] = 0.0 if ever[j] <= threshold else 1.0",
+        ]
     lines += ["            else:"]
     lines += [
         "                for step in range(c0, c1):",
