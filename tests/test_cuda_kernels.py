@@ -331,3 +331,29 @@ def test_every_operation_the_printer_knows_matches_numpy_in_cuda_text():
     with np.errstate(all="ignore"):
         expected = sp.lambdify(x, expr, "numpy")(values)
     np.testing.assert_array_equal(kernel(values), expected)
+
+
+@needs_gxx
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scheduled_learning_rates_in_cuda_text_equal_the_array_path(dtype):
+    optimizer = ck.optim.momentum(ck.schedules.cosine(60, 0.5, final_lr=0.01), 0.9)
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((40, 1)).astype(dtype)
+    lam = rng.uniform(0.5, 2.0, 40).astype(dtype)
+    options = {"params": {"lam": lam}, "threshold": 1e3}
+    result, reason = cuda_trajectories(
+        quadratic_problem(), optimizer, x0, 60, kernel_factory=HostRawKernel, **options
+    )
+    assert reason == "fused", reason
+    trace = ck.run(
+        quadratic_problem(), optimizer, x0, 60, path="array", dtype=np.dtype(dtype).name, **options
+    )
+    np.testing.assert_array_equal(result["xs"], trace.x)
+    kernel, _ = cuda_update(optimizer, HostElementwiseKernel)
+    x, state = x0.copy(), optimizer.init(x0)
+    x_kernel, state_kernel = x0.copy(), tuple(np.asarray(s) for s in state)
+    for t in range(5):
+        g = lam[:, None] * x
+        x, state = optimizer.update(x, g, state, t)
+        x_kernel, state_kernel = kernel.update(x_kernel, lam[:, None] * x_kernel, state_kernel, t)
+    np.testing.assert_array_equal(x_kernel, x)

@@ -185,7 +185,7 @@ class ElementwiseUpdate:
         xp = array_namespace(x)
         rows = int(x.shape[0])
         table = pre_table(self.form, self._program, rows, step, np.dtype(str(x.dtype)))
-        table = xp.asarray(table)
+        table = xp.asarray(table, device=x.device)  # x's GPU, not the current one
         columns = len(self.form.hyper) + len(self._program.hoisted_nodes)
         return [table[i][:, None] for i in range(columns)]
 
