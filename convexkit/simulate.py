@@ -796,23 +796,8 @@ def run(
     sigma = _check_sigma(noise)
     path = check_choice("path", path, ("auto", "array", "fused"))
 
-    if xp is None:
-        if hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
-            xp = array_namespace(x0)
-        elif getattr(objective, "xp", None) is not None:
-            xp = objective.xp
-    xp = resolve_namespace(xp)
-    if array_api_compat.is_cupy_namespace(xp):
-        import array_api_compat.cupy as compat_cupy
-
-        # the compat namespace adds the standard's keywords (device=) and functions (astype)
-        xp = compat_cupy
-    dtype = resolve_dtype(dtype, xp)
-    if math.isinf(threshold):
-        # "no bound": |x| <= the largest finite value holds exactly for finite x
-        threshold = float(np.finfo(_dtype_name(dtype)).max)
-    if device is None and hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
-        device = device_of(x0)
+    xp, dtype, device = _resolve_arrays(objective, x0, xp, dtype, device)
+    threshold = _finite_bound(threshold, dtype)
 
     problem = _objective(objective, xp, dtype, device, params, online)
     _check_needs(optimizer, problem, objective)
@@ -1014,6 +999,33 @@ def _iterate(
             x = x_next
         loss_final = loss_at(x, steps) if loss_at is not None else None
     return _Iterates(xs, losses, x, loss_final, diverged, diverged_at)
+
+
+def _resolve_arrays(
+    objective: Any, x0: Any, xp: Any, dtype: Any, device: Any
+) -> tuple[Any, Any, Any]:
+    """The namespace (x0's, else the objective's, else NumPy), dtype and device of a run."""
+    if xp is None:
+        if hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
+            xp = array_namespace(x0)
+        elif getattr(objective, "xp", None) is not None:
+            xp = objective.xp
+    xp = resolve_namespace(xp)
+    if array_api_compat.is_cupy_namespace(xp):
+        import array_api_compat.cupy as compat_cupy
+
+        # the compat namespace adds the standard's keywords (device=) and functions (astype)
+        xp = compat_cupy
+    dtype = resolve_dtype(dtype, xp)
+    if device is None and hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
+        device = device_of(x0)
+    return xp, dtype, device
+
+
+def _finite_bound(threshold: float, dtype: Any) -> float:
+    """The divergence threshold as a finite bound: ``inf`` ("no bound") becomes the largest
+    finite value of ``dtype``, since |x| <= that holds exactly for finite x."""
+    return float(np.finfo(_dtype_name(dtype)).max) if math.isinf(threshold) else threshold
 
 
 def _run_fused(

@@ -351,3 +351,12 @@ def test_an_unbounded_threshold_is_allowed_and_nan_is_refused():
     np.testing.assert_array_equal(trace.diverged_at, [-1, 1])
     with pytest.raises(ValueError, match=r"threshold=nan .*\(0\.0, inf\]"):
         ck.run(problem, ck.optim.gd(0.1), [1.0], 5, threshold=float("nan"))
+    # simulated workers take the same bound
+    workers = ck.parallel.WorkerQuadratics([[1.0, 0.0], [-1.0, 2.0]], curvature=[1.0, 2.0])
+    scheme = ck.parallel.synchronous(2)
+    lrs = np.array([0.3, 5.0])
+    unbounded = ck.run(
+        workers, ck.optim.gd(lrs), [0.0, 0.0], 400, parallel=scheme, threshold=np.inf
+    )
+    assert unbounded.diverged_at[0] == -1 and unbounded.diverged_at[1] > 300
+    assert not np.isfinite(unbounded.x_final[1]).all()

@@ -69,8 +69,6 @@ from ..backend import (
     asarray,
     device_of,
     namespace_name,
-    resolve_dtype,
-    resolve_namespace,
     to_numpy,
 )
 from ..errors import check_choice, check_int, check_real, invalid
@@ -1106,26 +1104,15 @@ def simulate(
     _gradients_only(optimizer)
     if batch is not None:
         batch = check_int("batch", batch, minimum=1)
-    threshold = check_real("threshold", threshold, low=0.0, low_open=True)
+    threshold = check_real("threshold", threshold, low=0.0, low_open=True, allow_inf=True)
     stream_offset = check_int("stream_offset", stream_offset, minimum=0)
     mode, recorded = _sim._check_record(record, steps)
     sigma = _sim._check_sigma(noise)
     if batch is None and isinstance(scheme.staleness, tuple) and len(scheme.staleness) > 1:
         batch = len(scheme.staleness)
 
-    if xp is None:
-        if hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
-            xp = array_namespace(x0)
-        elif getattr(objective, "xp", None) is not None:
-            xp = objective.xp
-    xp = resolve_namespace(xp)
-    if array_api_compat.is_cupy_namespace(xp):  # pragma: no cover - needs a GPU
-        import array_api_compat.cupy as compat_cupy
-
-        xp = compat_cupy
-    dtype = resolve_dtype(dtype, xp)
-    if device is None and hasattr(x0, "shape") and not isinstance(x0, np.ndarray):
-        device = device_of(x0)
+    xp, dtype, device = _sim._resolve_arrays(objective, x0, xp, dtype, device)
+    threshold = _sim._finite_bound(threshold, dtype)
 
     quadratics = isinstance(objective, WorkerQuadratics)
     problem = wide = None
