@@ -27,6 +27,7 @@ import numpy as np
 
 from .fused import (
     UpdateForm,
+    _narrow_names,
     _trajectory_programs,
     _trajectory_tables,
     _update_program,
@@ -36,6 +37,7 @@ from .fused import (
 
 __all__ = [
     "CUDA_OPTIONS",
+    "PREAMBLE",
     "ElementwiseUpdate",
     "cuda_trajectories",
     "cuda_update",
@@ -48,6 +50,7 @@ CUDA_OPTIONS = ("--fmad=false",)
 
 _CTYPES = {"float32": "float", "float64": "double"}
 
+#: Device helpers of the generated kernels, with the NaN rules of the numba helpers
 PREAMBLE = """
 template <typename T> __device__ T ck_sign(T a) {
     if (a != a) return a;
@@ -128,7 +131,7 @@ def elementwise_parts(form: UpdateForm, dtype: Any) -> dict[str, Any]:
     program, results = _update_program(form, _Cuda(ctype))
     x, g, *states = form.inputs
     elements = [x.name, g.name, *(s.name for s in states)]
-    narrow = _narrow(form)
+    narrow = _narrow_names(form)
     leaves = [(h, h in narrow) for h in form.hyper]
     nodes = [(n, is_narrow) for n, _, is_narrow in program.hoisted_nodes]
     in_params = [f"{name} {e}_in" for e in elements] + [f"float64 p_{n}" for n, _ in leaves + nodes]
@@ -147,14 +150,6 @@ def elementwise_parts(form: UpdateForm, dtype: Any) -> dict[str, Any]:
         "name": f"convexkit_{form.name}_{name}",
         "preamble": PREAMBLE,
         "options": CUDA_OPTIONS,
-    }
-
-
-def _narrow(form: UpdateForm) -> set[str]:
-    return {
-        h
-        for h in form.hyper
-        if isinstance(form.hyper_values.get(h), np.ndarray) or h in form.schedules
     }
 
 
